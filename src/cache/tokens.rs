@@ -1,0 +1,239 @@
+//! Vault tokens per pod and connection, with single-flight logins.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+
+use crate::secret::SecretString;
+use crate::spc::{AuthConfig, Connection, PodInfo};
+use crate::vault::LoginResponse;
+
+/// Everything that decides which token a mount may use: the Vault it talks
+/// to, how it logs in, and the pod it logs in as.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    /// Address, namespace and TLS settings.
+    pub connection: Connection,
+    /// Auth method, mount, role and audience.
+    pub auth: AuthConfig,
+    /// The pod (from kubelet's attributes).
+    pub pod: PodInfo,
+}
+
+/// A token handed to one request.
+#[derive(Debug, Clone)]
+pub struct TokenHandle {
+    /// The Vault token.
+    pub token: Arc<SecretString>,
+    /// Which login produced it; a re-login after a 403 names the generation
+    /// that was refused, so concurrent mounts share one re-login.
+    pub generation: u64,
+    /// Whether this caller's own call logged in (a 403 with a fresh token is
+    /// final).
+    pub fresh: bool,
+}
+
+/// A cached token and when to stop using it.
+struct CachedToken {
+    token: Arc<SecretString>,
+    /// Past this, log in again; `None` for tokens that do not expire.
+    refresh_at: Option<Instant>,
+}
+
+/// State behind one slot's lock.
+#[derive(Default)]
+struct SlotState {
+    current: Option<CachedToken>,
+    generation: u64,
+}
+
+/// The token of one [`TokenKey`].  Its async lock makes logins single-flight:
+/// concurrent mounts of one pod wait for one login instead of each making
+/// their own.
+#[derive(Default)]
+pub struct TokenSlot {
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+impl TokenSlot {
+    /// Returns the cached token, or logs in with `login` if there is none or
+    /// it is near expiry.
+    pub async fn get_or_login<E, F, Fut>(&self, login: F) -> Result<TokenHandle, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<LoginResponse, E>>,
+    {
+        let mut state = self.state.lock().await;
+        if let Some(current) = &state.current
+            && current.refresh_at.is_none_or(|at| Instant::now() < at)
+        {
+            return Ok(TokenHandle {
+                token: current.token.clone(),
+                generation: state.generation,
+                fresh: false,
+            });
+        }
+        Self::login_locked(&mut state, login).await
+    }
+
+    /// Replaces a token Vault refused (403).  If another mount already
+    /// replaced generation `refused`, its token is returned without a login.
+    pub async fn relogin<E, F, Fut>(&self, refused: u64, login: F) -> Result<TokenHandle, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<LoginResponse, E>>,
+    {
+        let mut state = self.state.lock().await;
+        if state.generation != refused
+            && let Some(current) = &state.current
+        {
+            // Someone else logged in after the refusal: their token is as
+            // fresh as ours would be, so a 403 with it is final.
+            return Ok(TokenHandle {
+                token: current.token.clone(),
+                generation: state.generation,
+                fresh: true,
+            });
+        }
+        state.current = None;
+        Self::login_locked(&mut state, login).await
+    }
+
+    /// Logs in while holding the slot's lock and stores the token.
+    async fn login_locked<E, F, Fut>(state: &mut SlotState, login: F) -> Result<TokenHandle, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<LoginResponse, E>>,
+    {
+        let started = Instant::now();
+        let response = login().await?;
+        // Use a token for two thirds of its TTL, then log in again.
+        let refresh_at = (response.lease_duration > 0)
+            .then(|| started + Duration::from_secs(response.lease_duration) * 2 / 3);
+        let token = Arc::new(response.token);
+        state.generation += 1;
+        state.current = Some(CachedToken { token: token.clone(), refresh_at });
+        Ok(TokenHandle { token, generation: state.generation, fresh: true })
+    }
+}
+
+/// Token slots, bounded by `--cache-size` with least-recently-used eviction.
+pub struct TokenCache {
+    /// `None` when caching is disabled (`--cache-size=0`).
+    slots: Option<Mutex<LruCache<TokenKey, Arc<TokenSlot>>>>,
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens; 0 disables caching.
+    pub fn new(capacity: usize) -> Self {
+        Self { slots: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))) }
+    }
+
+    /// The slot for `key`; a fresh, unshared slot when caching is disabled.
+    pub fn slot(&self, key: &TokenKey) -> Arc<TokenSlot> {
+        let Some(slots) = &self.slots else {
+            return Arc::new(TokenSlot::default());
+        };
+        let mut slots = slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get(key) {
+            return slot.clone();
+        }
+        let slot = Arc::new(TokenSlot::default());
+        slots.put(key.clone(), slot.clone());
+        slot
+    }
+
+    /// Number of cached slots.
+    pub fn len(&self) -> usize {
+        self.slots.as_ref().map_or(0, |s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn login_response(ttl: u64) -> LoginResponse {
+        LoginResponse {
+            token: SecretString::new("t".into()),
+            lease_duration: ttl,
+            renewable: true,
+            metadata: HashMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_mounts_share_one_login() {
+        let slot = Arc::new(TokenSlot::default());
+        let logins = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (slot, logins) = (slot.clone(), logins.clone());
+            tasks.push(tokio::spawn(async move {
+                slot.get_or_login(|| async {
+                    logins.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    Ok::<_, ()>(login_response(3600))
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(logins.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn relogin_after_403_is_shared_and_marked_fresh() {
+        let slot = TokenSlot::default();
+        let first = slot.get_or_login(|| async { Ok::<_, ()>(login_response(0)) }).await.unwrap();
+        let again = slot.get_or_login(|| async { Err(()) }).await.unwrap();
+        assert!(!again.fresh, "a cached token is not fresh");
+        let renewed = slot.relogin(first.generation, || async { Ok::<_, ()>(login_response(0)) }).await.unwrap();
+        assert!(renewed.fresh && renewed.generation == first.generation + 1);
+        // A second mount refused with the same old token gets the new one without a login.
+        let shared = slot.relogin(first.generation, || async { Err(()) }).await.unwrap();
+        assert_eq!(shared.generation, renewed.generation);
+        assert!(shared.fresh);
+    }
+
+    #[test]
+    fn cache_is_bounded_and_can_be_disabled() {
+        let key = |n: &str| TokenKey {
+            connection: Connection {
+                address: crate::spc::VaultAddress::parse("http://v:8200").unwrap(),
+                namespace: None,
+                tls: Default::default(),
+            },
+            auth: AuthConfig {
+                method: crate::spc::AuthMethod::Kubernetes,
+                mount: "kubernetes".into(),
+                role: "r".into(),
+                audience: "vault".into(),
+            },
+            pod: PodInfo { uid: n.into(), ..Default::default() },
+        };
+        let cache = TokenCache::new(2);
+        let a = cache.slot(&key("a"));
+        assert!(Arc::ptr_eq(&a, &cache.slot(&key("a"))));
+        cache.slot(&key("b"));
+        cache.slot(&key("c"));
+        assert_eq!(cache.len(), 2);
+        let disabled = TokenCache::new(0);
+        assert!(!Arc::ptr_eq(&disabled.slot(&key("a")), &disabled.slot(&key("a"))));
+        assert!(disabled.is_empty());
+    }
+}

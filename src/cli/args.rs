@@ -1,0 +1,150 @@
+//! The command-line flags.  Every flag of HashiCorp's provider is accepted
+//! with its meaning and default; ours are marked.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::spc::parse_go_bool;
+
+/// Long flag names, for Go-syntax normalisation (`-name` → `--name`).
+pub const LONG_FLAGS: &[&str] = &[
+    "endpoint",
+    "health-addr",
+    "vault-addr",
+    "vault-mount",
+    "vault-namespace",
+    "vault-tls-ca-cert",
+    "vault-tls-ca-directory",
+    "vault-tls-server-name",
+    "vault-tls-client-cert",
+    "vault-tls-client-key",
+    "vault-tls-skip-verify",
+    "log-level",
+    "log-format",
+    "debug",
+    "cache-size",
+    "hmac-secret-name",
+    "hmac-key-file",
+    "version",
+    "output",
+    "write-secrets",
+    "out",
+    "help",
+];
+
+/// vault-csi: a Vault / OpenBao provider for the Secrets Store CSI driver.
+///
+/// Without a subcommand, serves the provider (like HashiCorp's
+/// `vault-csi-provider`); flags may be written `-name=value` or
+/// `--name value`.
+#[derive(Debug, Parser)]
+#[command(name = "vault-csi", disable_version_flag = true, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A subcommand; none means serve.
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    /// Flags for serving without a subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Serve the provider on a unix socket (the default).
+    Serve(ServeArgs),
+    /// A first look without a cluster: real OpenBao, one mount, one rotation.
+    Demo(DemoArgs),
+}
+
+/// Flags of the `demo` subcommand.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder to write the mounted files into.
+    #[arg(long, default_value = "demo-out")]
+    pub out: PathBuf,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logging flags.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log level: trace, debug, info, warn, error or off.
+    #[arg(long = "log-level", default_value = "info")]
+    pub level: String,
+    /// Log format: text or json (vault-csi addition).
+    #[arg(long = "log-format", default_value = "text")]
+    pub format: String,
+}
+
+/// Flags of the provider server.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Path of the unix socket the driver connects to.
+    #[arg(long, default_value = "/tmp/vault.sock")]
+    pub endpoint: PathBuf,
+    /// Address of the health endpoint (`GET /health/ready`).
+    #[arg(long = "health-addr", default_value = ":8080")]
+    pub health_addr: String,
+    /// Default Vault address (else VAULT_ADDR, BAO_ADDR, https://127.0.0.1:8200).
+    #[arg(long = "vault-addr")]
+    pub vault_addr: Option<String>,
+    /// Default auth mount path (else the auth method's name, `kubernetes`).
+    #[arg(long = "vault-mount")]
+    pub vault_mount: Option<String>,
+    /// Default Vault namespace (else VAULT_NAMESPACE, BAO_NAMESPACE).
+    #[arg(long = "vault-namespace")]
+    pub vault_namespace: Option<String>,
+    /// PEM bundle of CAs to trust (else VAULT_CACERT).
+    #[arg(long = "vault-tls-ca-cert")]
+    pub vault_tls_ca_cert: Option<String>,
+    /// Directory of PEM CAs to trust (else VAULT_CAPATH).
+    #[arg(long = "vault-tls-ca-directory")]
+    pub vault_tls_ca_directory: Option<String>,
+    /// Name to verify Vault's certificate against (else VAULT_TLS_SERVER_NAME).
+    #[arg(long = "vault-tls-server-name")]
+    pub vault_tls_server_name: Option<String>,
+    /// Client certificate for mutual TLS (else VAULT_CLIENT_CERT).
+    #[arg(long = "vault-tls-client-cert")]
+    pub vault_tls_client_cert: Option<String>,
+    /// Client key for mutual TLS (else VAULT_CLIENT_KEY).
+    #[arg(long = "vault-tls-client-key")]
+    pub vault_tls_client_key: Option<String>,
+    /// Skip verification of Vault's certificate (else VAULT_SKIP_VERIFY). Dangerous.
+    #[arg(long = "vault-tls-skip-verify", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = go_bool)]
+    pub vault_tls_skip_verify: Option<bool>,
+    /// Most cached Vault tokens; 0 disables the cache.
+    #[arg(long = "cache-size", default_value_t = 1000)]
+    pub cache_size: usize,
+    /// Kubernetes Secret holding the object-version key.
+    #[arg(long = "hmac-secret-name", default_value = "vault-csi-provider-hmac-key")]
+    pub hmac_secret_name: String,
+    /// File holding the object-version key, at least 32 bytes (vault-csi addition).
+    #[arg(long = "hmac-key-file")]
+    pub hmac_key_file: Option<PathBuf>,
+    /// Deprecated: same as --log-level=debug.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
+    pub debug: Option<bool>,
+    /// Print version information and exit.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool)]
+    pub version: Option<bool>,
+    /// Format of --version: yaml, json or json-pretty.
+    #[arg(long, default_value = "json")]
+    pub output: String,
+    /// Removed in HashiCorp's provider 1.0; accepted and ignored.
+    #[arg(long = "write-secrets", hide = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = go_bool)]
+    pub write_secrets: Option<bool>,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Go's boolean flag values.
+fn go_bool(text: &str) -> Result<bool, String> {
+    parse_go_bool(text).ok_or_else(|| format!("{text:?} is not a boolean (use true or false)"))
+}

@@ -1,0 +1,230 @@
+//! Mount failures as people read them: what went wrong, where, and what to
+//! do, with the gRPC code the driver and kubelet act on.
+
+use tonic::Code;
+
+use crate::spc::{MountConfig, RequestKey, SpcError};
+use crate::vault::{TransportKind, VaultError};
+
+/// A failed Mount: a gRPC code and a message for `kubectl describe pod`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MountError {
+    /// The gRPC status code.
+    pub code: Code,
+    /// The message; never contains secret values or tokens.
+    pub message: String,
+}
+
+impl MountError {
+    /// An error with an explicit code.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// A SecretProviderClass or request problem.
+    pub fn from_spc(error: SpcError) -> Self {
+        let code = if error.missing_credential { Code::FailedPrecondition } else { Code::InvalidArgument };
+        Self::new(code, error.message)
+    }
+}
+
+impl From<MountError> for tonic::Status {
+    fn from(error: MountError) -> Self {
+        tonic::Status::new(error.code, error.message)
+    }
+}
+
+/// The error for a missing service-account token.
+pub(crate) fn missing_token(cfg: &MountConfig) -> MountError {
+    MountError::new(
+        Code::FailedPrecondition,
+        format!(
+            "SecretProviderClass {}: the driver passed no service-account token for audience {:?}, \
+             so the provider cannot log in to Vault as pod {}/{}. Set tokenRequests on the CSIDriver \
+             secrets-store.csi.k8s.io (Helm chart of the driver: --set tokenRequests[0].audience={}), \
+             or set the SecretProviderClass parameter 'audience' to an audience it already requests",
+            cfg.spc, cfg.auth.audience, cfg.pod.namespace, cfg.pod.name, cfg.auth.audience
+        ),
+    )
+}
+
+/// The error for a failed login.
+pub(crate) fn login_error(cfg: &MountConfig, error: &VaultError) -> MountError {
+    let who = format!(
+        "role {:?} at auth/{} of {} as service account {}/{}",
+        cfg.auth.role, cfg.auth.mount, cfg.connection.address, cfg.pod.namespace, cfg.pod.service_account
+    );
+    let (code, what) = match error {
+        VaultError::Status { status: 400 | 401 | 403, .. } => (
+            Code::PermissionDenied,
+            format!("Vault refused the login ({})", error.vault_message()),
+        ),
+        VaultError::Status { status: 404, .. } => (
+            Code::FailedPrecondition,
+            format!(
+                "no auth method is enabled at auth/{} ({}); enable it or set vaultAuthMountPath",
+                cfg.auth.mount,
+                error.vault_message()
+            ),
+        ),
+        VaultError::Status { status: 500, .. } => (
+            Code::FailedPrecondition,
+            format!(
+                "Vault failed the login with an internal error, which usually means the auth method \
+                 is misconfigured (for Kubernetes auth: kubernetes_host, CA or reviewer token): {}",
+                error.vault_message()
+            ),
+        ),
+        other => return vault_unreachable(cfg, "logging in", other),
+    };
+    let hint = login_hint(&error.vault_message(), cfg);
+    MountError::new(code, format!("SecretProviderClass {}: login with {who} failed: {what}{hint}", cfg.spc))
+}
+
+/// A hint for Vault's common login refusals.
+fn login_hint(message: &str, cfg: &MountConfig) -> String {
+    let m = message.to_ascii_lowercase();
+    let hint = if m.contains("service account name not authorized") {
+        format!(
+            "add {:?} to the role's bound_service_account_names",
+            cfg.pod.service_account
+        )
+    } else if m.contains("namespace not authorized") {
+        format!("add {:?} to the role's bound_service_account_namespaces", cfg.pod.namespace)
+    } else if m.contains("invalid audience") || m.contains("aud claim") {
+        format!(
+            "the token's audience is {:?} (SecretProviderClass parameter 'audience'); the role's \
+             audience / bound_audiences must include it",
+            cfg.auth.audience
+        )
+    } else if m.contains("\"iss\"") || m.contains("issuer") {
+        "the token's issuer must match the auth method's issuer / bound_issuer setting (the cluster's \
+         service-account issuer)"
+            .to_string()
+    } else if m.contains("role") && (m.contains("not found") || m.contains("invalid role")) {
+        format!("create role {:?} at auth/{} or fix roleName", cfg.auth.role, cfg.auth.mount)
+    } else if m.contains("permission denied") {
+        format!(
+            "check that role {:?} binds service account {:?} in namespace {:?}, and that Vault can \
+             reach the Kubernetes TokenReview API",
+            cfg.auth.role, cfg.pod.service_account, cfg.pod.namespace
+        )
+    } else {
+        return String::new();
+    };
+    format!(". Hint: {hint}")
+}
+
+/// The error for a failed secret request.
+pub(crate) fn read_error(
+    cfg: &MountConfig,
+    objects: &str,
+    request: &RequestKey,
+    error: &VaultError,
+) -> MountError {
+    let at = format!("SecretProviderClass {}, {objects}: {request}", cfg.spc);
+    let (code, what, hint) = match error {
+        VaultError::Status { status: 400, .. } => (
+            Code::InvalidArgument,
+            format!("Vault rejected the request (400): {}", error.vault_message()),
+            "check secretPath, the ?query and secretArgs against the secrets engine's API".to_string(),
+        ),
+        VaultError::Status { status: 401 | 403, .. } => (
+            Code::PermissionDenied,
+            format!("Vault denied access ({}): {}", error.status().unwrap_or(403), error.vault_message()),
+            format!(
+                "grant role {:?} a policy with {} on {}",
+                cfg.auth.role,
+                if request.method.is_read() { "\"read\"" } else { "\"update\"" },
+                request.path
+            ),
+        ),
+        VaultError::Status { status: 404, warnings, .. } => {
+            (Code::NotFound, format!("Vault has nothing at {} (404)", request.path), not_found_hint(request, warnings))
+        }
+        VaultError::Status { status: 405, .. } => (
+            Code::InvalidArgument,
+            format!("Vault does not allow {} on {} (405)", request.method, request.path),
+            "use the method the secrets engine documents for this path (GET to read, PUT to issue)".to_string(),
+        ),
+        VaultError::Status { status, .. } if (300..400).contains(status) => (
+            Code::FailedPrecondition,
+            error.to_string(),
+            "point vaultAddress at the server that answers, not one that redirects".to_string(),
+        ),
+        VaultError::Status { status, .. } if *status == 429 || *status >= 500 => {
+            return vault_unreachable(cfg, &format!("{objects}: {request}"), error);
+        }
+        VaultError::Status { .. } => (Code::InvalidArgument, error.to_string(), String::new()),
+        VaultError::Transport { kind: TransportKind::Broken | TransportKind::Timeout, .. }
+            if !request.method.is_read() =>
+        {
+            (
+                Code::Aborted,
+                format!("{error}, after the request may have reached Vault"),
+                "a write can issue a new credential, so the provider does not repeat it; the next \
+                 mount will"
+                    .to_string(),
+            )
+        }
+        VaultError::Transport { .. } => return vault_unreachable(cfg, &format!("{objects}: {request}"), error),
+        VaultError::TooLarge { limit } => (
+            Code::ResourceExhausted,
+            format!("Vault's answer is larger than {limit} bytes"),
+            "raise --max-response-bytes and the driver's --max-call-recv-msg-size together".to_string(),
+        ),
+        VaultError::Config { detail } => (Code::InvalidArgument, detail.clone(), String::new()),
+        VaultError::Body { detail } => (
+            Code::FailedPrecondition,
+            format!("Vault's answer could not be read: {detail}"),
+            "check that vaultAddress points at Vault and not at a proxy or web page".to_string(),
+        ),
+    };
+    let hint = if hint.is_empty() { hint } else { format!(". Hint: {hint}") };
+    MountError::new(code, format!("{at}: {what}{hint}"))
+}
+
+/// Explains a 404: KV v2 paths need `data/`.
+fn not_found_hint(request: &RequestKey, warnings: &[String]) -> String {
+    let kv2_warning = warnings.iter().any(|w| w.contains("versioned K/V"));
+    let mut parts = request.path.splitn(2, '/');
+    let (mount, rest) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    if kv2_warning {
+        return format!(
+            "{mount}/ is a KV version 2 engine, whose API path puts data/ after the mount: \
+             secretPath: {mount}/data/{rest}"
+        );
+    }
+    if !rest.starts_with("data/") && !rest.is_empty() && request.method.is_read() {
+        return format!(
+            "check that the secret exists; if {mount}/ is a KV version 2 engine, the path is \
+             {mount}/data/{rest}"
+        );
+    }
+    "check that the secret exists at this path and in this Vault namespace".to_string()
+}
+
+/// The error for an unreachable, sealed or overloaded Vault.
+pub(crate) fn vault_unreachable(cfg: &MountConfig, doing: &str, error: &VaultError) -> MountError {
+    let detail = match error {
+        VaultError::Status { status: 503, errors, .. }
+            if errors.iter().any(|e| e.to_ascii_lowercase().contains("sealed")) =>
+        {
+            "Vault is sealed; unseal it".to_string()
+        }
+        VaultError::Status { status: 429, .. } => format!("Vault is rate-limiting requests (429): {}", error.vault_message()),
+        other => other.to_string(),
+    };
+    let code = match error {
+        VaultError::Config { .. } => Code::InvalidArgument,
+        _ => Code::Unavailable,
+    };
+    MountError::new(
+        code,
+        format!(
+            "SecretProviderClass {}: Vault at {} is unavailable while {doing}: {detail}",
+            cfg.spc, cfg.connection.address
+        ),
+    )
+}

@@ -1,0 +1,62 @@
+//! The gRPC edge: socket lifecycle, health endpoint, graceful shutdown.
+
+mod health;
+mod service;
+mod shutdown;
+mod socket;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_stream::wrappers::UnixListenerStream;
+
+pub use service::{MAX_MOUNT_DURATION, ProviderService};
+pub use shutdown::Shutdown;
+pub use socket::ProviderSocket;
+
+use crate::mount::Mounter;
+use crate::proto::csi_driver_provider_server::CsiDriverProviderServer;
+
+/// What `serve` needs.
+pub struct ServeOptions {
+    /// Path of the unix socket the driver dials (`--endpoint`).
+    pub endpoint: PathBuf,
+    /// Address of the health endpoint (`--health-addr`).
+    pub health_addr: String,
+}
+
+/// Serves the provider until SIGTERM/SIGINT, then lets in-flight mounts
+/// finish (up to [`MAX_MOUNT_DURATION`]) and removes the socket if it is
+/// still ours.
+pub async fn serve(options: ServeOptions, mounter: Mounter) -> Result<(), String> {
+    let shutdown = Shutdown::install()?;
+    let health = health::bind(&options.health_addr).await?;
+    let readiness = health::Readiness::default();
+    tokio::spawn(health::serve(health, readiness.clone()));
+
+    let (listener, socket) = ProviderSocket::bind(&options.endpoint)?;
+    tracing::info!(
+        endpoint = %socket.path().display(), health = %options.health_addr,
+        version = crate::VERSION, "serving"
+    );
+    readiness.set(true);
+    let service = CsiDriverProviderServer::new(ProviderService::new(Arc::new(mounter)));
+    let server = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.clone().wait());
+    tokio::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result.map_err(|e| format!("the gRPC server failed: {e}")),
+        () = async {
+            shutdown.wait().await;
+            tokio::time::sleep(MAX_MOUNT_DURATION + std::time::Duration::from_secs(5)).await;
+        } => {
+            tracing::warn!("in-flight mounts did not finish in time; exiting anyway");
+            Ok(())
+        }
+    };
+    readiness.set(false);
+    socket.remove_if_ours();
+    tracing::info!("stopped");
+    result
+}

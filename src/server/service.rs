@@ -1,0 +1,118 @@
+//! The gRPC service `v1alpha1.CSIDriverProvider`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::{Code, Request, Response, Status};
+
+use crate::mount::{MountError, Mounter};
+use crate::proto::csi_driver_provider_server::CsiDriverProvider;
+use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
+
+/// Longest a Mount may run without a deadline from the caller: kubelet's
+/// own CSI timeout (older drivers' rotation calls carry no deadline).
+pub const MAX_MOUNT_DURATION: Duration = Duration::from_secs(120);
+
+/// Answers the driver's calls.
+pub struct ProviderService {
+    /// Does the work of each Mount.
+    mounter: Arc<Mounter>,
+}
+
+impl ProviderService {
+    /// A service backed by `mounter`.
+    pub fn new(mounter: Arc<Mounter>) -> Self {
+        Self { mounter }
+    }
+}
+
+#[tonic::async_trait]
+impl CsiDriverProvider for ProviderService {
+    async fn version(&self, _request: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            version: "v1alpha1".into(),
+            runtime_name: crate::RUNTIME_NAME.into(),
+            runtime_version: crate::VERSION.into(),
+        }))
+    }
+
+    async fn mount(&self, request: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
+        let started = Instant::now();
+        let budget = grpc_timeout(request.metadata()).map_or(MAX_MOUNT_DURATION, |t| t.min(MAX_MOUNT_DURATION));
+        let request = request.into_inner();
+        let cfg = match self.mounter.parse(&request) {
+            Ok(cfg) => cfg,
+            Err(error) => {
+                tracing::warn!(code = ?error.code, error = %error.message, "mount rejected");
+                return Err(error.into());
+            }
+        };
+        let result = match tokio::time::timeout(budget, self.mounter.mount(&cfg)).await {
+            Ok(result) => result,
+            Err(_) => Err(MountError::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "SecretProviderClass {}: the mount did not finish within its {:.1}s deadline while \
+                     talking to Vault at {}; check Vault's health and latency",
+                    cfg.spc,
+                    budget.as_secs_f64(),
+                    cfg.connection.address
+                ),
+            )),
+        };
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(_) => tracing::info!(
+                pod = %cfg.pod.name, namespace = %cfg.pod.namespace, spc = %cfg.spc,
+                objects = cfg.objects.len(), duration_ms = elapsed_ms, outcome = "OK", "mount"
+            ),
+            Err(e) => tracing::warn!(
+                pod = %cfg.pod.name, namespace = %cfg.pod.namespace, spc = %cfg.spc,
+                objects = cfg.objects.len(), duration_ms = elapsed_ms, outcome = ?e.code,
+                error = %e.message, "mount"
+            ),
+        }
+        result.map(Response::new).map_err(Status::from)
+    }
+}
+
+/// The caller's deadline from the `grpc-timeout` header (gRPC over HTTP/2
+/// spec: up to 8 digits and a unit), less a small margin so the provider's
+/// own, clearer error wins the race with the caller's.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Some(timeout.saturating_sub(timeout / 50))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        assert_eq!(grpc_timeout(&m), None);
+        m.insert("grpc-timeout", "5S".parse().unwrap());
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(4900)));
+        m.insert("grpc-timeout", "1000m".parse().unwrap());
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(980)));
+        for bad in ["", "S", "123456789S", "5X", "xS"] {
+            m.insert("grpc-timeout", bad.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), None, "{bad}");
+        }
+    }
+}

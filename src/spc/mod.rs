@@ -1,0 +1,275 @@
+//! SecretProviderClass parameters → validated, typed mount configuration.
+//!
+//! The driver sends strings: a JSON object of attributes (the SPC's
+//! `parameters` plus pod information), a JSON object of secrets, and a file
+//! mode.  [`parse`] turns them into a [`MountConfig`] once, at the edge; no
+//! other module sees a raw parameter map.
+
+mod address;
+mod error;
+mod gobool;
+mod objects;
+mod pod;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use address::VaultAddress;
+pub use error::SpcError;
+pub use gobool::parse_go_bool;
+pub use objects::{Encoding, Method, ObjectName, ObjectSpec, RequestKey, parse_objects};
+pub use pod::{PodInfo, ServiceAccountToken};
+
+use crate::proto::MountRequest;
+use crate::secret::SecretString;
+
+/// Most objects one SecretProviderClass may list.
+pub const MAX_OBJECTS: usize = 500;
+/// Largest `objects` YAML accepted, in bytes.
+pub const MAX_OBJECTS_YAML_BYTES: usize = 1024 * 1024;
+/// The attribute key holding the pod's service-account tokens.
+pub const TOKENS_ATTRIBUTE: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+
+/// Connection settings from the provider's flags and environment, which a
+/// SecretProviderClass may override (precedence: env < flags < SPC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    /// Vault address used when the SPC has no `vaultAddress`.
+    pub vault_address: String,
+    /// Vault namespace used when the SPC has no `vaultNamespace`.
+    pub vault_namespace: Option<String>,
+    /// Auth mount given explicitly with `--vault-mount`, if any.
+    pub auth_mount: Option<String>,
+    /// TLS settings used when the SPC sets none of its own.
+    pub tls: TlsConfig,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            vault_address: "https://127.0.0.1:8200".into(),
+            vault_namespace: None,
+            auth_mount: None,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+/// TLS settings for the connection to Vault.  Paths are on the provider's
+/// own filesystem, not the application pod's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TlsConfig {
+    /// PEM bundle of CA certificates to trust.
+    pub ca_cert: Option<String>,
+    /// Directory of PEM CA certificates to trust.
+    pub ca_directory: Option<String>,
+    /// Name to verify the server certificate against (and send as SNI).
+    pub server_name: Option<String>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub client_cert: Option<String>,
+    /// Client private key (PEM) for mutual TLS.
+    pub client_key: Option<String>,
+    /// Accept any server certificate.  Dangerous; logged as a warning.
+    pub skip_verify: bool,
+}
+
+/// How the provider reaches one Vault: everything that decides which server
+/// answers and how the connection is made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Connection {
+    /// Where Vault listens.
+    pub address: VaultAddress,
+    /// Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).
+    pub namespace: Option<String>,
+    /// TLS settings for `https` addresses.
+    pub tls: TlsConfig,
+}
+
+/// The Vault auth method used to log in as the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// Vault's Kubernetes auth method (TokenReview of the pod's token).
+    Kubernetes,
+    /// Vault's JWT auth method (signature check of the pod's token).
+    Jwt,
+}
+
+impl AuthMethod {
+    /// The method's name, which is also its default mount path.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Kubernetes => "kubernetes",
+            AuthMethod::Jwt => "jwt",
+        }
+    }
+}
+
+/// How to log in to Vault for this mount.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuthConfig {
+    /// The auth method.
+    pub method: AuthMethod,
+    /// Mount path of the auth method (`auth/<mount>/login`).
+    pub mount: String,
+    /// Vault role to log in as (`roleName`).
+    pub role: String,
+    /// Audience of the service-account token to present.
+    pub audience: String,
+}
+
+/// Everything one Mount needs, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// `<namespace>/<name>` of the SecretProviderClass, for messages.
+    pub spc: String,
+    /// The pod the volume belongs to.
+    pub pod: PodInfo,
+    /// Which Vault, and how to reach it.
+    pub connection: Connection,
+    /// How to authenticate.
+    pub auth: AuthConfig,
+    /// The pod's service-account token for `auth.audience`, if the driver
+    /// passed one.
+    pub token: Option<ServiceAccountToken>,
+    /// The objects to fetch, in the order written.
+    pub objects: Vec<ObjectSpec>,
+    /// File mode for objects without `filePermission`.
+    pub default_mode: u32,
+}
+
+/// Parses a driver's mount request into a [`MountConfig`].
+pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig, SpcError> {
+    let attributes = parse_string_map(&request.attributes, "attributes")?;
+    let secrets = parse_secrets(&request.secrets)?;
+    let default_mode = parse_permission(&request.permission)?;
+    let get = |key: &str| attributes.get(key).map(String::as_str).filter(|v| !v.is_empty());
+
+    let spc = match (get("secretProviderClass"), get("csi.storage.k8s.io/pod.namespace")) {
+        (Some(name), Some(ns)) => format!("{ns}/{name}"),
+        (Some(name), None) => name.to_string(),
+        (None, _) => "(unnamed)".to_string(),
+    };
+    let pod = PodInfo::from_attributes(&attributes);
+
+    let role = get("roleName")
+        .ok_or_else(|| SpcError::new("missing 'roleName' in SecretProviderClass definition"))?
+        .to_string();
+
+    let method = match get("vaultAuthMethod") {
+        None => AuthMethod::Kubernetes,
+        Some(m) if m.eq_ignore_ascii_case("kubernetes") => AuthMethod::Kubernetes,
+        Some(m) if m.eq_ignore_ascii_case("jwt") => AuthMethod::Jwt,
+        Some(other) => {
+            return Err(SpcError::new(format!(
+                "vaultAuthMethod {other:?} is not supported; use \"kubernetes\" or \"jwt\""
+            )));
+        }
+    };
+    let mount = match (get("vaultAuthMountPath"), get("vaultKubernetesMountPath")) {
+        (Some(_), Some(_)) => {
+            return Err(SpcError::new(
+                "both vaultAuthMountPath and vaultKubernetesMountPath are set; set only \
+                 vaultAuthMountPath (vaultKubernetesMountPath is its older name)",
+            ));
+        }
+        (Some(m), None) | (None, Some(m)) => m,
+        (None, None) => defaults.auth_mount.as_deref().unwrap_or(method.name()),
+    };
+    let mount = mount.trim_matches('/').trim_start_matches("auth/").to_string();
+    if mount.is_empty() {
+        return Err(SpcError::new("the auth mount path is empty"));
+    }
+    let audience = get("audience").unwrap_or("vault").to_string();
+
+    let address_text = get("vaultAddress").unwrap_or(&defaults.vault_address);
+    let address = VaultAddress::parse(address_text)?;
+    let namespace = get("vaultNamespace")
+        .map(str::to_string)
+        .or_else(|| defaults.vault_namespace.clone());
+    let tls = parse_tls(&get, &defaults.tls)?;
+
+    let objects_yaml = get("objects").ok_or_else(|| {
+        SpcError::new("missing 'objects' in SecretProviderClass definition: list at least one object")
+    })?;
+    let objects = parse_objects(objects_yaml)?;
+
+    let token = pod::find_token(&secrets, &attributes, &audience)?;
+
+    Ok(MountConfig {
+        spc,
+        pod,
+        connection: Connection { address, namespace, tls },
+        auth: AuthConfig { method, mount, role, audience },
+        token,
+        objects,
+        default_mode,
+    })
+}
+
+/// Applies the SPC's TLS parameters over the provider's defaults.
+fn parse_tls<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    defaults: &TlsConfig,
+) -> Result<TlsConfig, SpcError> {
+    let pick = |key: &str, default: &Option<String>| get(key).map(str::to_string).or_else(|| default.clone());
+    let skip_verify = match get("vaultSkipTLSVerify") {
+        Some(v) => parse_go_bool(v).ok_or_else(|| {
+            SpcError::new(format!(
+                "vaultSkipTLSVerify {v:?} is not a boolean; use \"true\" or \"false\""
+            ))
+        })?,
+        None => defaults.skip_verify,
+    };
+    Ok(TlsConfig {
+        ca_cert: pick("vaultCACertPath", &defaults.ca_cert),
+        ca_directory: pick("vaultCADirectory", &defaults.ca_directory),
+        server_name: pick("vaultTLSServerName", &defaults.server_name),
+        client_cert: pick("vaultTLSClientCertPath", &defaults.client_cert),
+        client_key: pick("vaultTLSClientKeyPath", &defaults.client_key),
+        skip_verify,
+    })
+}
+
+/// Parses a JSON object whose values are all strings.
+fn parse_string_map(text: &str, what: &str) -> Result<HashMap<String, String>, SpcError> {
+    serde_json::from_str(text).map_err(|e| {
+        SpcError::new(format!(
+            "the mount request's {what} are not a JSON object of strings ({e}); this is a driver bug"
+        ))
+    })
+}
+
+/// Parses the `secrets` field: a JSON object of strings, or `null`.
+fn parse_secrets(text: &str) -> Result<BTreeMap<String, SecretString>, SpcError> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let map: Option<BTreeMap<String, String>> = serde_json::from_str(text).map_err(|e| {
+        // serde_json's message names a position, never the value.
+        SpcError::new(format!(
+            "the mount request's secrets are not a JSON object of strings ({e}); check the \
+             nodePublishSecretRef Secret"
+        ))
+    })?;
+    Ok(map
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, SecretString::new(v)))
+        .collect())
+}
+
+/// Parses `permission`, a decimal file mode such as `"420"` (0644).
+fn parse_permission(text: &str) -> Result<u32, SpcError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(0o644);
+    }
+    match text.parse::<u32>() {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(SpcError::new(format!(
+            "the mount request's permission {text:?} is not a file mode between 0 and 511"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

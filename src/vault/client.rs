@@ -1,0 +1,272 @@
+//! One Vault server reached with one pooled HTTP client.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::error::{TransportKind, VaultError, from_reqwest};
+use super::response::VaultResponse;
+use crate::secret::SecretString;
+use crate::spc::{Method, RequestKey};
+
+/// Limits and retry settings shared by every Vault request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Timeout of one HTTP request (`VAULT_CLIENT_TIMEOUT`, default 60 s).
+    pub request_timeout: Duration,
+    /// Timeout for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Extra attempts for a read that failed transiently (`VAULT_MAX_RETRIES`).
+    pub max_retries: u32,
+    /// Largest response body accepted, in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            max_response_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// A client for one Vault address and namespace.  Cheap to clone: the HTTP
+/// connection pool is shared.
+#[derive(Debug, Clone)]
+pub struct VaultClient {
+    /// The pooled HTTP client for this address and TLS configuration.
+    pub(super) http: reqwest::Client,
+    /// Base URL (`https://vault:8200`, or a placeholder for unix sockets).
+    pub(super) base: reqwest::Url,
+    /// Namespace sent as `X-Vault-Namespace`.
+    pub(super) namespace: Option<String>,
+    /// Limits and retries.
+    pub(super) options: ClientOptions,
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub struct LoginResponse {
+    /// The Vault token.
+    pub token: SecretString,
+    /// Token TTL in seconds; 0 means it does not expire.
+    pub lease_duration: u64,
+    /// Whether the token can be renewed.
+    pub renewable: bool,
+    /// Auth metadata (Kubernetes auth: `service_account_name`, …).
+    pub metadata: HashMap<String, String>,
+}
+
+/// The `auth` block of a login response.
+#[derive(Deserialize)]
+struct AuthBlock {
+    client_token: SecretString,
+    #[serde(default)]
+    lease_duration: u64,
+    #[serde(default)]
+    renewable: bool,
+    #[serde(default)]
+    metadata: Option<HashMap<String, String>>,
+}
+
+/// A login response envelope.
+#[derive(Deserialize)]
+struct LoginEnvelope {
+    auth: Option<AuthBlock>,
+}
+
+/// Vault's error body.
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Option<Vec<String>>,
+    #[serde(default)]
+    warnings: Option<Vec<String>>,
+}
+
+impl VaultClient {
+    /// Sends one secret request with `token` and returns Vault's envelope.
+    pub async fn request(
+        &self,
+        token: &SecretString,
+        key: &RequestKey,
+    ) -> Result<VaultResponse, VaultError> {
+        let body = self
+            .send(key.method, &key.path, &key.query, key.body.as_deref(), Some(token))
+            .await?;
+        if body.is_empty() {
+            // 204 No Content: a response with no data.
+            return Ok(VaultResponse::default());
+        }
+        serde_json::from_slice(&body).map_err(|e| VaultError::Body {
+            detail: format!("not a Vault JSON response ({e})"),
+        })
+    }
+
+    /// Logs in with a JWT (Kubernetes or JWT auth): `POST auth/<mount>/login`.
+    pub async fn login_jwt(
+        &self,
+        mount: &str,
+        role: &str,
+        jwt: &SecretString,
+    ) -> Result<LoginResponse, VaultError> {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            role: &'a str,
+            jwt: &'a str,
+        }
+        let body = Zeroizing::new(
+            serde_json::to_string(&Body { role, jwt: jwt.expose() })
+                .map_err(|e| VaultError::Body { detail: e.to_string() })?,
+        );
+        let path = format!("auth/{mount}/login");
+        let answer = self.send(Method::Post, &path, &[], Some(&body), None).await?;
+        let envelope: LoginEnvelope = serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
+            detail: format!("the login response is not Vault JSON ({e})"),
+        })?;
+        let auth = envelope.auth.ok_or_else(|| VaultError::Body {
+            detail: "the login response has no auth block".into(),
+        })?;
+        if auth.client_token.is_empty() {
+            return Err(VaultError::Body { detail: "the login response has an empty token".into() });
+        }
+        Ok(LoginResponse {
+            token: auth.client_token,
+            lease_duration: auth.lease_duration,
+            renewable: auth.renewable,
+            metadata: auth.metadata.unwrap_or_default(),
+        })
+    }
+
+    /// Sends a request, retrying what is safe to retry, and returns the body
+    /// of a successful answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&str>,
+        token: Option<&SecretString>,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.send_once(method, path, query, body, token).await;
+            let retry = match &result {
+                Err(e) if attempt < self.options.max_retries => {
+                    // A write may issue a credential: repeat it only when it
+                    // cannot have reached Vault.
+                    if method.is_read() {
+                        e.is_transient()
+                    } else {
+                        matches!(e, VaultError::Transport { kind: TransportKind::Connect, .. })
+                    }
+                }
+                _ => false,
+            };
+            if !retry {
+                return result;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// One HTTP exchange.
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&str>,
+        token: Option<&SecretString>,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| VaultError::Body { detail: "the Vault address cannot take a path".into() })?
+            .pop_if_empty()
+            .push("v1")
+            .extend(path.split('/'));
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let http_method = reqwest::Method::from_bytes(method.as_str().as_bytes())
+            .map_err(|e| VaultError::Body { detail: e.to_string() })?;
+        let mut request = self
+            .http
+            .request(http_method, url)
+            .timeout(self.options.request_timeout)
+            .header("X-Vault-Request", "true");
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(token.expose()).map_err(|_| {
+                VaultError::Body { detail: "the Vault token has characters a header cannot carry".into() }
+            })?;
+            value.set_sensitive(true);
+            request = request.header("X-Vault-Token", value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let mut response = request.send().await.map_err(from_reqwest)?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let limit = self.options.max_response_bytes;
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(VaultError::TooLarge { limit });
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        while let Some(chunk) = response.chunk().await.map_err(from_reqwest)? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(VaultError::TooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
+        Err(VaultError::Status {
+            status: status.as_u16(),
+            errors: parsed.errors.unwrap_or_default(),
+            warnings: parsed.warnings.unwrap_or_default(),
+            location: if status.is_redirection() { location } else { None },
+        })
+    }
+}
+
+/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s … capped at 2 s,
+/// each plus up to 50 % so that a node's retries do not arrive in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1 << attempt.min(3)).min(Duration::from_secs(2));
+    let mut byte = [0u8; 1];
+    let jitter = match aws_lc_rs::rand::fill(&mut byte) {
+        Ok(()) => base.mul_f64(f64::from(byte[0]) / 510.0),
+        Err(_) => Duration::ZERO,
+    };
+    base + jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert!(backoff(0) >= Duration::from_millis(250) && backoff(0) <= Duration::from_millis(375));
+        assert!(backoff(10) <= Duration::from_secs(3));
+    }
+}

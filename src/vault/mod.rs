@@ -1,0 +1,12 @@
+//! A small, typed Vault client: connection pool, requests of any method with
+//! lease fields kept, login, and errors that keep Vault's own words.
+
+mod client;
+mod error;
+mod pool;
+mod response;
+
+pub use client::{ClientOptions, LoginResponse, VaultClient};
+pub use error::{TransportKind, VaultError};
+pub use pool::ClientPool;
+pub use response::{SecretJson, SecretJsonMap, VaultResponse};
