@@ -13,9 +13,9 @@ pub mod cli;
 pub mod demo;
 pub mod k8s;
 pub mod mount;
+pub mod secret;
 pub mod server;
 pub mod spc;
-pub mod secret;
 pub mod vault;
 
 /// Code generated from `proto/service.proto`: the driver's provider protocol.

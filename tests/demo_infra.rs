@@ -477,9 +477,12 @@ async fn openbao_answers_the_provider_must_handle() {
 async fn dropping_the_server_reaps_the_process() {
     let bao = DevServer::start().await.unwrap();
     let pid = bao.pid().unwrap();
+    let port = bao.port();
     let dir = bao.audit_log_path().parent().unwrap().to_owned();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     drop(bao);
+    // Both the watchdog and bao itself are gone: nothing listens any more.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     assert!(!dir.exists());
 }

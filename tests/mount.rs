@@ -13,7 +13,10 @@ use vault_csi::proto::VersionRequest;
 
 /// A role for `sa` in `ns` allowed to read everything under `paths`.
 async fn setup_role(role: &str, ns: &str, sa: &str, paths: &[(&str, &str)]) {
-    env().await.k8s_role(role, sa, ns, paths, Duration::from_secs(600)).await;
+    env()
+        .await
+        .k8s_role(role, sa, ns, paths, Duration::from_secs(600))
+        .await;
 }
 
 #[test]
@@ -23,7 +26,9 @@ fn version_answers_like_the_protocol_says() {
         let answer = provider
             .client()
             .await
-            .version(VersionRequest { version: "v1alpha1".into() })
+            .version(VersionRequest {
+                version: "v1alpha1".into(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -37,9 +42,23 @@ fn version_answers_like_the_protocol_says() {
 fn kv2_with_and_without_secret_key_and_pinned_version() {
     run(async {
         let env = env().await;
-        env.kv2_put("mount-kv2/app", json!({"username": "alice", "password": "s3cr3t", "port": 5432})).await;
-        env.kv2_put("mount-kv2/app", json!({"username": "alice", "password": "rotated", "port": 5432})).await;
-        setup_role("mount-kv2", "team-a", "app", &[("secret/data/mount-kv2/*", "\"read\"")]).await;
+        env.kv2_put(
+            "mount-kv2/app",
+            json!({"username": "alice", "password": "s3cr3t", "port": 5432}),
+        )
+        .await;
+        env.kv2_put(
+            "mount-kv2/app",
+            json!({"username": "alice", "password": "rotated", "port": 5432}),
+        )
+        .await;
+        setup_role(
+            "mount-kv2",
+            "team-a",
+            "app",
+            &[("secret/data/mount-kv2/*", "\"read\"")],
+        )
+        .await;
         let provider = Provider::start(&[]).await;
         let pod = TestPod::new("team-a", "app");
         let objects = r#"
@@ -58,7 +77,8 @@ fn kv2_with_and_without_secret_key_and_pinned_version() {
 - objectName: whole.json
   secretPath: secret/data/mount-kv2/app
 "#;
-        let request = MountBuilder::new(env.bao.addr(), "mount-kv2", objects).pod(&pod, &env.signer, "vault");
+        let request =
+            MountBuilder::new(env.bao.addr(), "mount-kv2", objects).pod(&pod, &env.signer, "vault");
         let response = provider.mount(request.build()).await.expect("mount");
         assert_eq!(file(&response, "username"), "alice");
         assert_eq!(file(&response, "password"), "rotated");
@@ -73,11 +93,24 @@ fn kv2_with_and_without_secret_key_and_pinned_version() {
         assert_eq!(whole["data"]["data"]["password"], "rotated");
         assert_eq!(whole["data"]["metadata"]["version"], 2);
         let text = file(&response, "whole.json");
-        let order: Vec<usize> = ["\"request_id\"", "\"lease_id\"", "\"lease_duration\"", "\"renewable\"", "\"data\"", "\"warnings\""]
-            .iter()
-            .map(|k| text.find(k).unwrap_or_else(|| panic!("{k} missing in {text}")))
-            .collect();
-        assert!(order.windows(2).all(|w| w[0] < w[1]), "HashiCorp's field order: {text}");
+        let order: Vec<usize> = [
+            "\"request_id\"",
+            "\"lease_id\"",
+            "\"lease_duration\"",
+            "\"renewable\"",
+            "\"data\"",
+            "\"warnings\"",
+        ]
+        .iter()
+        .map(|k| {
+            text.find(k)
+                .unwrap_or_else(|| panic!("{k} missing in {text}"))
+        })
+        .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "HashiCorp's field order: {text}"
+        );
 
         // The same secret mounted again gives byte-identical files and versions.
         let again = provider.mount(request.build()).await.unwrap();
@@ -85,13 +118,29 @@ fn kv2_with_and_without_secret_key_and_pinned_version() {
         assert_eq!(again.object_version, response.object_version);
 
         // A change shows in the content and the version of exactly the changed objects.
-        env.kv2_put("mount-kv2/app", json!({"username": "alice", "password": "third", "port": 5432})).await;
+        env.kv2_put(
+            "mount-kv2/app",
+            json!({"username": "alice", "password": "third", "port": 5432}),
+        )
+        .await;
         let changed = provider.mount(request.build()).await.unwrap();
         assert_eq!(file(&changed, "password"), "third");
-        assert_ne!(version(&changed, "password"), version(&response, "password"));
-        assert_ne!(version(&changed, "whole.json"), version(&response, "whole.json"));
-        assert_eq!(version(&changed, "username"), version(&response, "username"));
-        assert_eq!(version(&changed, "old-password"), version(&response, "old-password"));
+        assert_ne!(
+            version(&changed, "password"),
+            version(&response, "password")
+        );
+        assert_ne!(
+            version(&changed, "whole.json"),
+            version(&response, "whole.json")
+        );
+        assert_eq!(
+            version(&changed, "username"),
+            version(&response, "username")
+        );
+        assert_eq!(
+            version(&changed, "old-password"),
+            version(&response, "old-password")
+        );
         // Versions reveal nothing: the same content in two objects differs.
         assert_ne!(version(&changed, "username"), version(&changed, "password"));
         for v in &changed.object_version {
@@ -104,7 +153,12 @@ fn kv2_with_and_without_secret_key_and_pinned_version() {
 fn kv1_encodings_and_file_permissions() {
     run(async {
         let env = env().await;
-        env.api(Method::POST, "sys/mounts/kv1", Some(json!({"type": "kv", "options": {"version": "1"}}))).await;
+        env.api(
+            Method::POST,
+            "sys/mounts/kv1",
+            Some(json!({"type": "kv", "options": {"version": "1"}})),
+        )
+        .await;
         env.api(
             Method::POST,
             "kv1/app",
@@ -141,13 +195,21 @@ fn kv1_encodings_and_file_permissions() {
         assert_eq!(by_name("plain").contents, b"hello");
         assert_eq!(by_name("plain").mode, 0o600);
         assert_eq!(by_name("b64").contents, b"hello world");
-        assert_eq!(by_name("b64").mode, 416, "the request's permission is the default");
+        assert_eq!(
+            by_name("b64").mode,
+            416,
+            "the request's permission is the default"
+        );
         assert_eq!(by_name("bin/hex").contents, [0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(by_name("bin/hex").mode, 0o440);
         assert_eq!(by_name("nested").contents, br#"{"a":[1,2]}"#);
         // Four objects of one path: one request to Vault.
         env.bao
-            .wait_for_audit(|e| e["type"] == "response" && e["request"]["path"] == "kv1/app", before + 1, Duration::from_secs(5))
+            .wait_for_audit(
+                |e| e["type"] == "response" && e["request"]["path"] == "kv1/app",
+                before + 1,
+                Duration::from_secs(5),
+            )
             .await
             .unwrap();
         assert_eq!(env.audit_requests("kv1/app"), before + 1);
@@ -158,15 +220,31 @@ fn kv1_encodings_and_file_permissions() {
 fn pki_certificate_and_key_come_from_one_put() {
     run(async {
         let env = env().await;
-        env.api(Method::POST, "sys/mounts/pki", Some(json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}))).await;
-        env.api(Method::POST, "pki/root/generate/internal", Some(json!({"common_name": "test-ca", "ttl": "87600h"}))).await;
+        env.api(
+            Method::POST,
+            "sys/mounts/pki",
+            Some(json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}})),
+        )
+        .await;
+        env.api(
+            Method::POST,
+            "pki/root/generate/internal",
+            Some(json!({"common_name": "test-ca", "ttl": "87600h"})),
+        )
+        .await;
         env.api(
             Method::POST,
             "pki/roles/web",
             Some(json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"})),
         )
         .await;
-        setup_role("mount-pki", "team-c", "web", &[("pki/issue/web", "\"update\"")]).await;
+        setup_role(
+            "mount-pki",
+            "team-c",
+            "web",
+            &[("pki/issue/web", "\"update\"")],
+        )
+        .await;
         let provider = Provider::start(&[]).await;
         let pod = TestPod::new("team-c", "web");
         let objects = r#"
@@ -187,7 +265,11 @@ fn pki_certificate_and_key_come_from_one_put() {
 "#;
         let before = env.audit_requests("pki/issue/web");
         let response = provider
-            .mount(MountBuilder::new(env.bao.addr(), "mount-pki", objects).pod(&pod, &env.signer, "vault").build())
+            .mount(
+                MountBuilder::new(env.bao.addr(), "mount-pki", objects)
+                    .pod(&pod, &env.signer, "vault")
+                    .build(),
+            )
             .await
             .expect("mount");
         let cert = file(&response, "tls.crt");
@@ -196,7 +278,11 @@ fn pki_certificate_and_key_come_from_one_put() {
         assert!(key.contains("PRIVATE KEY-----"));
         // Same path, method and arguments (in any order): one issue, so the key matches the certificate.
         env.bao
-            .wait_for_audit(|e| e["type"] == "response" && e["request"]["path"] == "pki/issue/web", 1, Duration::from_secs(5))
+            .wait_for_audit(
+                |e| e["type"] == "response" && e["request"]["path"] == "pki/issue/web",
+                1,
+                Duration::from_secs(5),
+            )
             .await
             .unwrap();
         assert_eq!(env.audit_requests("pki/issue/web"), before + 1);

@@ -115,8 +115,15 @@ impl TokenSlot {
             .then(|| started + Duration::from_secs(response.lease_duration) * 2 / 3);
         let token = Arc::new(response.token);
         state.generation += 1;
-        state.current = Some(CachedToken { token: token.clone(), refresh_at });
-        Ok(TokenHandle { token, generation: state.generation, fresh: true })
+        state.current = Some(CachedToken {
+            token: token.clone(),
+            refresh_at,
+        });
+        Ok(TokenHandle {
+            token,
+            generation: state.generation,
+            fresh: true,
+        })
     }
 }
 
@@ -129,7 +136,9 @@ pub struct TokenCache {
 impl TokenCache {
     /// A cache of at most `capacity` tokens; 0 disables caching.
     pub fn new(capacity: usize) -> Self {
-        Self { slots: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))) }
+        Self {
+            slots: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+        }
     }
 
     /// The slot for `key`; a fresh, unshared slot when caching is disabled.
@@ -148,7 +157,9 @@ impl TokenCache {
 
     /// Number of cached slots.
     pub fn len(&self) -> usize {
-        self.slots.as_ref().map_or(0, |s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+        self.slots
+            .as_ref()
+            .map_or(0, |s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
     }
 
     /// Whether nothing is cached.
@@ -199,13 +210,24 @@ mod tests {
     #[tokio::test]
     async fn relogin_after_403_is_shared_and_marked_fresh() {
         let slot = TokenSlot::default();
-        let first = slot.get_or_login(|| async { Ok::<_, ()>(login_response(0)) }).await.unwrap();
+        let first = slot
+            .get_or_login(|| async { Ok::<_, ()>(login_response(0)) })
+            .await
+            .unwrap();
         let again = slot.get_or_login(|| async { Err(()) }).await.unwrap();
         assert!(!again.fresh, "a cached token is not fresh");
-        let renewed = slot.relogin(first.generation, || async { Ok::<_, ()>(login_response(0)) }).await.unwrap();
+        let renewed = slot
+            .relogin(first.generation, || async {
+                Ok::<_, ()>(login_response(0))
+            })
+            .await
+            .unwrap();
         assert!(renewed.fresh && renewed.generation == first.generation + 1);
         // A second mount refused with the same old token gets the new one without a login.
-        let shared = slot.relogin(first.generation, || async { Err(()) }).await.unwrap();
+        let shared = slot
+            .relogin(first.generation, || async { Err(()) })
+            .await
+            .unwrap();
         assert_eq!(shared.generation, renewed.generation);
         assert!(shared.fresh);
     }
@@ -224,7 +246,10 @@ mod tests {
                 role: "r".into(),
                 audience: "vault".into(),
             },
-            pod: PodInfo { uid: n.into(), ..Default::default() },
+            pod: PodInfo {
+                uid: n.into(),
+                ..Default::default()
+            },
         };
         let cache = TokenCache::new(2);
         let a = cache.slot(&key("a"));
@@ -233,7 +258,10 @@ mod tests {
         cache.slot(&key("c"));
         assert_eq!(cache.len(), 2);
         let disabled = TokenCache::new(0);
-        assert!(!Arc::ptr_eq(&disabled.slot(&key("a")), &disabled.slot(&key("a"))));
+        assert!(!Arc::ptr_eq(
+            &disabled.slot(&key("a")),
+            &disabled.slot(&key("a"))
+        ));
         assert!(disabled.is_empty());
     }
 }

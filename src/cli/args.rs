@@ -39,7 +39,11 @@ pub const LONG_FLAGS: &[&str] = &[
 /// `vault-csi-provider`); flags may be written `-name=value` or
 /// `--name value`.
 #[derive(Debug, Parser)]
-#[command(name = "vault-csi", disable_version_flag = true, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "vault-csi",
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// A subcommand; none means serve.
     #[command(subcommand)]
@@ -53,7 +57,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Serve the provider on a unix socket (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// A first look without a cluster: real OpenBao, one mount, one rotation.
     Demo(DemoArgs),
 }
@@ -121,7 +125,10 @@ pub struct ServeArgs {
     #[arg(long = "cache-size", default_value_t = 1000)]
     pub cache_size: usize,
     /// Kubernetes Secret holding the object-version key.
-    #[arg(long = "hmac-secret-name", default_value = "vault-csi-provider-hmac-key")]
+    #[arg(
+        long = "hmac-secret-name",
+        default_value = "vault-csi-provider-hmac-key"
+    )]
     pub hmac_secret_name: String,
     /// File holding the object-version key, at least 32 bytes (vault-csi addition).
     #[arg(long = "hmac-key-file")]

@@ -16,8 +16,14 @@ pub struct DemoSettings {
 
 impl DemoSettings {
     /// Resolves the demo's flags.
-    pub fn from_args(args: DemoArgs, _env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        Ok(Self { out: args.out, log: LogSettings::from_args(&args.log, false)? })
+    pub fn from_args(
+        args: DemoArgs,
+        _env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            out: args.out,
+            log: LogSettings::from_args(&args.log, false)?,
+        })
     }
 }
 

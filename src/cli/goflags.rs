@@ -47,12 +47,34 @@ mod tests {
     fn rewrites_known_single_dash_long_flags_only() {
         let flags = ["endpoint", "debug", "log-level"];
         let out = normalize(
-            ["vault-csi", "-endpoint=/p/vault.sock", "-debug", "--log-level", "info", "-x", "-endpoint", "v", "--", "-debug"],
+            [
+                "vault-csi",
+                "-endpoint=/p/vault.sock",
+                "-debug",
+                "--log-level",
+                "info",
+                "-x",
+                "-endpoint",
+                "v",
+                "--",
+                "-debug",
+            ],
             &flags,
         );
         assert_eq!(
             out,
-            ["vault-csi", "--endpoint=/p/vault.sock", "--debug", "--log-level", "info", "-x", "--endpoint", "v", "--", "-debug"]
+            [
+                "vault-csi",
+                "--endpoint=/p/vault.sock",
+                "--debug",
+                "--log-level",
+                "info",
+                "-x",
+                "--endpoint",
+                "v",
+                "--",
+                "-debug"
+            ]
         );
     }
 }

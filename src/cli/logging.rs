@@ -29,9 +29,17 @@ impl LogSettings {
         let level = match level.as_str() {
             "trace" | "debug" | "info" | "warn" | "error" | "off" => level,
             "warning" => "warn".into(),
-            other => return Err(format!("--log-level {other:?} is not one of trace, debug, info, warn, error, off")),
+            other => {
+                return Err(format!(
+                    "--log-level {other:?} is not one of trace, debug, info, warn, error, off"
+                ));
+            }
         };
-        let level = if debug && level != "trace" { "debug".into() } else { level };
+        let level = if debug && level != "trace" {
+            "debug".into()
+        } else {
+            level
+        };
         let format = match args.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -51,7 +59,9 @@ pub fn init(settings: &LogSettings) {
         format!("warn,vault_csi={}", settings.level)
     };
     let filter = EnvFilter::new(directive);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match settings.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

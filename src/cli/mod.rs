@@ -56,7 +56,10 @@ pub struct ServeSettings {
 
 /// Parses the command line (`args` includes the program name) with the
 /// environment read through `env`.
-pub fn parse_command<I, S>(args: I, env: &dyn Fn(&str) -> Option<String>) -> Result<Command, clap::Error>
+pub fn parse_command<I, S>(
+    args: I,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Command, clap::Error>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
@@ -65,8 +68,10 @@ where
     let cli = Cli::try_parse_from(normalized)?;
     let invalid = |msg: String| clap::Error::raw(clap::error::ErrorKind::InvalidValue, msg + "\n");
     match cli.command {
-        Some(Sub::Demo(demo)) => Ok(Command::Demo(demo::DemoSettings::from_args(demo, env).map_err(invalid)?)),
-        Some(Sub::Serve(serve)) => resolve_serve(serve, env).map_err(invalid),
+        Some(Sub::Demo(demo)) => Ok(Command::Demo(
+            demo::DemoSettings::from_args(demo, env).map_err(invalid)?,
+        )),
+        Some(Sub::Serve(serve)) => resolve_serve(*serve, env).map_err(invalid),
         None => resolve_serve(cli.serve, env).map_err(invalid),
     }
 }
@@ -79,15 +84,25 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
     let env_any = |keys: &[&str]| keys.iter().find_map(|k| env(k).filter(|v| !v.is_empty()));
     let mut warnings = Vec::new();
     let env_skip = match env_any(&["VAULT_SKIP_VERIFY"]) {
-        Some(v) => parse_go_bool(&v).ok_or_else(|| format!("VAULT_SKIP_VERIFY={v:?} is not a boolean"))?,
+        Some(v) => {
+            parse_go_bool(&v).ok_or_else(|| format!("VAULT_SKIP_VERIFY={v:?} is not a boolean"))?
+        }
         None => false,
     };
     let tls = TlsConfig {
         ca_cert: a.vault_tls_ca_cert.or_else(|| env_any(&["VAULT_CACERT"])),
-        ca_directory: a.vault_tls_ca_directory.or_else(|| env_any(&["VAULT_CAPATH"])),
-        server_name: a.vault_tls_server_name.or_else(|| env_any(&["VAULT_TLS_SERVER_NAME"])),
-        client_cert: a.vault_tls_client_cert.or_else(|| env_any(&["VAULT_CLIENT_CERT"])),
-        client_key: a.vault_tls_client_key.or_else(|| env_any(&["VAULT_CLIENT_KEY"])),
+        ca_directory: a
+            .vault_tls_ca_directory
+            .or_else(|| env_any(&["VAULT_CAPATH"])),
+        server_name: a
+            .vault_tls_server_name
+            .or_else(|| env_any(&["VAULT_TLS_SERVER_NAME"])),
+        client_cert: a
+            .vault_tls_client_cert
+            .or_else(|| env_any(&["VAULT_CLIENT_CERT"])),
+        client_key: a
+            .vault_tls_client_key
+            .or_else(|| env_any(&["VAULT_CLIENT_KEY"])),
         skip_verify: a.vault_tls_skip_verify.unwrap_or(env_skip),
     };
     if tls.server_name.is_some() {
@@ -101,16 +116,21 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
         .filter(|v| !v.is_empty())
         .or_else(|| env_any(&["VAULT_ADDR", "BAO_ADDR"]))
         .unwrap_or_else(|| "https://127.0.0.1:8200".into());
-    crate::spc::VaultAddress::parse(&vault_address).map_err(|e| format!("--vault-addr / VAULT_ADDR: {e}"))?;
+    crate::spc::VaultAddress::parse(&vault_address)
+        .map_err(|e| format!("--vault-addr / VAULT_ADDR: {e}"))?;
     let defaults = Defaults {
         vault_address,
-        vault_namespace: a.vault_namespace.filter(|v| !v.is_empty()).or_else(|| env_any(&["VAULT_NAMESPACE", "BAO_NAMESPACE"])),
+        vault_namespace: a
+            .vault_namespace
+            .filter(|v| !v.is_empty())
+            .or_else(|| env_any(&["VAULT_NAMESPACE", "BAO_NAMESPACE"])),
         auth_mount: a.vault_mount.filter(|v| !v.is_empty()),
         tls,
     };
     let mut client = ClientOptions::default();
     if let Some(timeout) = env_any(&["VAULT_CLIENT_TIMEOUT"]) {
-        client.request_timeout = parse_duration(&timeout).map_err(|e| format!("VAULT_CLIENT_TIMEOUT: {e}"))?;
+        client.request_timeout =
+            parse_duration(&timeout).map_err(|e| format!("VAULT_CLIENT_TIMEOUT: {e}"))?;
     }
     if let Some(retries) = env_any(&["VAULT_MAX_RETRIES"]) {
         client.max_retries = retries
@@ -119,7 +139,9 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
     }
     let hmac = match a.hmac_key_file {
         Some(path) => HmacKeySource::File(path),
-        None => HmacKeySource::Kubernetes { secret_name: a.hmac_secret_name },
+        None => HmacKeySource::Kubernetes {
+            secret_name: a.hmac_secret_name,
+        },
     };
     let log = LogSettings::from_args(&a.log, a.debug == Some(true))?;
     Ok(Command::Serve(Box::new(ServeSettings {
@@ -141,7 +163,8 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(seconds));
     }
-    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration like 30s or 2m ({e})"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 30s or 2m ({e})"))
 }
 
 /// Runs the program; the binary's `main`.
@@ -160,7 +183,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vault-csi: cannot start the async runtime: {e}");
@@ -201,7 +227,10 @@ pub async fn run_serve(settings: ServeSettings) -> Result<(), String> {
         hmac,
     });
     crate::server::serve(
-        ServeOptions { endpoint: settings.endpoint, health_addr: settings.health_addr },
+        ServeOptions {
+            endpoint: settings.endpoint,
+            health_addr: settings.health_addr,
+        },
         mounter,
     )
     .await
@@ -225,7 +254,11 @@ fn print_version(format: &str) -> Result<(), String> {
         "json" => serde_json::to_string(&info).map_err(|e| e.to_string())?,
         "json-pretty" => serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?,
         "yaml" => serde_saphyr::to_string(&info).map_err(|e| e.to_string())?,
-        other => return Err(format!("--output {other:?} is not one of yaml, json, json-pretty")),
+        other => {
+            return Err(format!(
+                "--output {other:?} is not one of yaml, json, json-pretty"
+            ));
+        }
     };
     println!("{}", text.trim_end());
     Ok(())

@@ -3,7 +3,10 @@ use std::collections::HashMap;
 use super::*;
 
 fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, clap::Error> {
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut all = vec!["vault-csi"];
     all.extend_from_slice(args);
     parse_command(all, &move |k| env.get(k).cloned())
@@ -25,7 +28,12 @@ fn accepts_hashicorps_manifest_args() {
     assert_eq!(s.health_addr, ":8080");
     assert_eq!(s.cache_size, 1000);
     assert_eq!(s.defaults.vault_address, "https://127.0.0.1:8200");
-    assert_eq!(s.hmac, HmacKeySource::Kubernetes { secret_name: "vault-csi-provider-hmac-key".into() });
+    assert_eq!(
+        s.hmac,
+        HmacKeySource::Kubernetes {
+            secret_name: "vault-csi-provider-hmac-key".into()
+        }
+    );
 }
 
 #[test]
@@ -58,20 +66,38 @@ fn accepts_vault_helm_daemonset_args() {
 fn every_hashicorp_flag_is_accepted() {
     let s = serve(
         &[
-            "-endpoint", "/p.sock", "-health-addr=:1", "-vault-addr=http://a:1", "-vault-mount=m",
-            "-vault-namespace=ns", "-vault-tls-ca-cert=/ca", "-vault-tls-ca-directory=/cadir",
-            "-vault-tls-server-name=vault.internal", "-vault-tls-client-cert=/c", "-vault-tls-client-key=/k",
-            "-vault-tls-skip-verify=false", "-log-level=warn", "-debug", "-cache-size=5",
-            "-hmac-secret-name=h", "-output=yaml", "-write-secrets=false",
+            "-endpoint",
+            "/p.sock",
+            "-health-addr=:1",
+            "-vault-addr=http://a:1",
+            "-vault-mount=m",
+            "-vault-namespace=ns",
+            "-vault-tls-ca-cert=/ca",
+            "-vault-tls-ca-directory=/cadir",
+            "-vault-tls-server-name=vault.internal",
+            "-vault-tls-client-cert=/c",
+            "-vault-tls-client-key=/k",
+            "-vault-tls-skip-verify=false",
+            "-log-level=warn",
+            "-debug",
+            "-cache-size=5",
+            "-hmac-secret-name=h",
+            "-output=yaml",
+            "-write-secrets=false",
         ],
         &[],
     );
     assert_eq!(s.log.level, "debug", "-debug raises the level");
-    assert_eq!(s.defaults.tls.server_name.as_deref(), Some("vault.internal"));
+    assert_eq!(
+        s.defaults.tls.server_name.as_deref(),
+        Some("vault.internal")
+    );
     assert!(s.warnings.iter().any(|w| w.contains("server-name")));
     assert!(s.warnings.iter().any(|w| w.contains("write-secrets")));
     assert!(matches!(parse(&["-version"], &[]).unwrap(), Command::PrintVersion(f) if f == "json"));
-    assert!(matches!(parse(&["--version", "--output=yaml"], &[]).unwrap(), Command::PrintVersion(f) if f == "yaml"));
+    assert!(
+        matches!(parse(&["--version", "--output=yaml"], &[]).unwrap(), Command::PrintVersion(f) if f == "yaml")
+    );
 }
 
 #[test]
@@ -93,7 +119,14 @@ fn environment_is_below_flags() {
     assert_eq!(s.client.request_timeout, std::time::Duration::from_secs(90));
     assert_eq!(s.client.max_retries, 0);
 
-    let s = serve(&["-vault-addr=http://flag:8200", "-vault-tls-ca-cert=/flag/ca.pem", "-vault-tls-skip-verify=false"], &env);
+    let s = serve(
+        &[
+            "-vault-addr=http://flag:8200",
+            "-vault-tls-ca-cert=/flag/ca.pem",
+            "-vault-tls-skip-verify=false",
+        ],
+        &env,
+    );
     assert_eq!(s.defaults.vault_address, "http://flag:8200");
     assert_eq!(s.defaults.tls.ca_cert.as_deref(), Some("/flag/ca.pem"));
     assert!(!s.defaults.tls.skip_verify);
@@ -108,8 +141,16 @@ fn rejects_bad_values_clearly() {
         (vec!["-log-level=loud"], vec![], "--log-level"),
         (vec!["-vault-addr=vault:8200"], vec![], "--vault-addr"),
         (vec!["-debug=maybe"], vec![], "not a boolean"),
-        (vec![], vec![("VAULT_SKIP_VERIFY", "yes")], "VAULT_SKIP_VERIFY"),
-        (vec![], vec![("VAULT_CLIENT_TIMEOUT", "soon")], "VAULT_CLIENT_TIMEOUT"),
+        (
+            vec![],
+            vec![("VAULT_SKIP_VERIFY", "yes")],
+            "VAULT_SKIP_VERIFY",
+        ),
+        (
+            vec![],
+            vec![("VAULT_CLIENT_TIMEOUT", "soon")],
+            "VAULT_CLIENT_TIMEOUT",
+        ),
         (vec!["--log-format=xml"], vec![], "--log-format"),
     ] {
         let err = parse(&args, &env).unwrap_err().to_string();

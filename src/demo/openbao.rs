@@ -29,6 +29,8 @@ const ROOT_TOKEN: &str = "root";
 /// audit log inside a temp dir. Dropping the value kills and reaps the
 /// process and deletes the temp dir.
 pub struct DevServer {
+    /// Our end of the watchdog's pipe; closing it stops bao.
+    watchdog_pipe: Option<tokio::process::ChildStdin>,
     child: Option<Child>,
     port: u16,
     addr: String,
@@ -39,6 +41,14 @@ pub struct DevServer {
     // Kept last: the directory must outlive the process writing into it.
     _dir: TempDir,
 }
+
+/// The watchdog: runs `"$@"` (bao) and stops it when stdin reaches EOF;
+/// exits with bao's status when bao exits by itself.
+const WATCHDOG: &str = r#"exec 3<&0
+"$@" </dev/null 3<&- & pid=$!
+( read -r _ <&3; kill "$pid" 2>/dev/null ) &
+exec 3<&-
+wait "$pid""#;
 
 /// Why one launch attempt failed: a port clash is retried, anything else is not.
 enum LaunchError {
@@ -285,10 +295,11 @@ impl DevServer {
 
 impl Drop for DevServer {
     fn drop(&mut self) {
+        // Closing the pipe makes the watchdog stop bao and exit.
+        drop(self.watchdog_pipe.take());
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = child.start_kill();
         // Reap it, so no bao (not even a zombie) outlives the test binary; bounded
         // so a stuck kill cannot hang a Drop.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -384,8 +395,16 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
         .try_clone()
         .map_err(|e| fatal(DemoError::io("clone server log handle", e)))?;
 
-    let mut cmd = Command::new(bin);
-    cmd.arg("server")
+    // bao runs under a tiny shell watchdog holding our end of a pipe: when
+    // this process exits for any reason (even a panic=abort or SIGKILL), the
+    // pipe closes and the watchdog stops bao, so no server outlives its test
+    // binary.  Dropping `DevServer` closes the pipe the same way.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(WATCHDOG)
+        .arg("bao-watchdog")
+        .arg(bin)
+        .arg("server")
         .arg("-dev")
         .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
         .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
@@ -393,7 +412,7 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
         .arg("-dev-no-store-token")
         .arg(format!("-config={}", config.display()))
         .current_dir(dir.path())
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
         .kill_on_drop(true);
@@ -446,7 +465,9 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
         if let Some(key) = &unseal_key
             && health_ok(&http, &addr).await
         {
+            let watchdog_pipe = child.stdin.take();
             return Ok(DevServer {
+                watchdog_pipe,
                 child: Some(child),
                 port,
                 addr,

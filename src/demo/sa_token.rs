@@ -7,7 +7,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -118,7 +118,10 @@ impl TokenSigner {
             .public_key()
             .as_der()
             .map_err(|_| crypto("encode public key as SubjectPublicKeyInfo"))?;
-        let public_pem = pem("PUBLIC KEY", spki.as_ref());
+        let public_pem = pem::encode_config(
+            &pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
         // Verify through the same PEM that OpenBao is given, so a bad PEM fails here too.
         let decoding = DecodingKey::from_ec_pem(public_pem.as_bytes())?;
         // Like the API server, name the key by a hash of its public half.
@@ -153,7 +156,9 @@ impl TokenSigner {
     /// Signs a token as if issued at `issued_at`; a past time with a short
     /// `ttl` makes an already expired token.
     pub fn sign_at(&self, claims: &PodTokenClaims, issued_at: SystemTime) -> String {
-        let iat = unix_seconds(issued_at);
+        let iat = issued_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let body = ServiceAccountClaims {
             iss: self.issuer.clone(),
             sub: format!(
@@ -246,65 +251,12 @@ pub fn tokens_attribute(audience_to_token: &[(&str, &str, SystemTime)]) -> Strin
 /// Formats a time as RFC 3339 UTC with whole seconds (`2024-05-01T12:00:00Z`),
 /// the way Kubernetes serialises `metav1.Time`.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = unix_seconds(t);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Seconds since the epoch; times before 1970 clamp to 0 (never needed here).
-fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), by
-/// counting 400-year eras with years starting in March (H. Hinnant's method).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // shift the epoch to 0000-03-01
-    let era = z / 146_097;
-    let doe = z - era * 146_097; // day of era, 0..=146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of March-based year
-    let mp = (5 * doy + 2) / 153; // month, March = 0
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        // base64 output is ASCII, so every chunk is valid UTF-8.
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates_match_known_points() {
-        let at = |s: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(951_868_799), "2000-02-29T23:59:59Z");
-        assert_eq!(at(1_709_164_800), "2024-02-29T00:00:00Z");
-        assert_eq!(at(1_735_689_599), "2024-12-31T23:59:59Z");
-        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
-        assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
-    }
 
     #[test]
     fn sign_then_verify_round_trips() {

@@ -64,9 +64,10 @@ impl HmacKeys {
         let fallback = random_key()?;
         match source {
             HmacKeySource::File(path) => {
-                let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-                    format!("cannot read --hmac-key-file {}: {e}", path.display())
-                })?);
+                let bytes =
+                    Zeroizing::new(std::fs::read(path).map_err(|e| {
+                        format!("cannot read --hmac-key-file {}: {e}", path.display())
+                    })?);
                 if bytes.len() < KEY_BYTES {
                     return Err(format!(
                         "--hmac-key-file {} holds {} bytes; it needs at least {KEY_BYTES} (e.g. head -c 32 /dev/urandom > file)",
@@ -74,7 +75,11 @@ impl HmacKeys {
                         bytes.len()
                     ));
                 }
-                Ok(Self { fixed: Some(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, &bytes))), kube: None, fallback })
+                Ok(Self {
+                    fixed: Some(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, &bytes))),
+                    kube: None,
+                    fallback,
+                })
             }
             HmacKeySource::Kubernetes { secret_name } => match kube::Config::infer().await {
                 Ok(config) => {
@@ -88,7 +93,11 @@ impl HmacKeys {
                         resolved: None,
                         last_failure: None,
                     };
-                    Ok(Self { fixed: None, kube: Some(tokio::sync::Mutex::new(kube)), fallback })
+                    Ok(Self {
+                        fixed: None,
+                        kube: Some(tokio::sync::Mutex::new(kube)),
+                        fallback,
+                    })
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -108,7 +117,11 @@ impl HmacKeys {
     }
 
     fn random_with(key: Arc<hmac::Key>) -> Self {
-        Self { fixed: Some(key.clone()), kube: None, fallback: key }
+        Self {
+            fixed: Some(key.clone()),
+            kube: None,
+            fallback: key,
+        }
     }
 
     /// The key to use now.
@@ -160,15 +173,24 @@ async fn read_or_create(api: &Api<Secret>, name: &str) -> Result<Arc<hmac::Key>,
     let mut bytes = Zeroizing::new([0u8; KEY_BYTES]);
     aws_lc_rs::rand::fill(bytes.as_mut()).map_err(|_| "no randomness available".to_string())?;
     let secret = Secret {
-        metadata: ObjectMeta { name: Some(name.to_string()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
         immutable: Some(true),
-        data: Some(BTreeMap::from([("key".to_string(), ByteString(bytes.to_vec()))])),
+        data: Some(BTreeMap::from([(
+            "key".to_string(),
+            ByteString(bytes.to_vec()),
+        )])),
         ..Default::default()
     };
     match api.create(&PostParams::default(), &secret).await {
         Ok(created) => key_from(&created),
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let secret = api.get(name).await.map_err(|e| format!("get after losing the create race: {e}"))?;
+            let secret = api
+                .get(name)
+                .await
+                .map_err(|e| format!("get after losing the create race: {e}"))?;
             key_from(&secret)
         }
         Err(e) => Err(format!("create: {e}")),
@@ -183,7 +205,9 @@ fn key_from(secret: &Secret) -> Result<Arc<hmac::Key>, String> {
         .and_then(|d| d.get("key"))
         .map(|b| b.0.as_slice())
         .filter(|b| !b.is_empty())
-        .ok_or("the Secret has no data key \"key\"; delete it and the provider will create a new one")?;
+        .ok_or(
+            "the Secret has no data key \"key\"; delete it and the provider will create a new one",
+        )?;
     Ok(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, bytes)))
 }
 

@@ -19,12 +19,19 @@ pub struct MountError {
 impl MountError {
     /// An error with an explicit code.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A SecretProviderClass or request problem.
     pub fn from_spc(error: SpcError) -> Self {
-        let code = if error.missing_credential { Code::FailedPrecondition } else { Code::InvalidArgument };
+        let code = if error.missing_credential {
+            Code::FailedPrecondition
+        } else {
+            Code::InvalidArgument
+        };
         Self::new(code, error.message)
     }
 }
@@ -53,10 +60,17 @@ pub(crate) fn missing_token(cfg: &MountConfig) -> MountError {
 pub(crate) fn login_error(cfg: &MountConfig, error: &VaultError) -> MountError {
     let who = format!(
         "role {:?} at auth/{} of {} as service account {}/{}",
-        cfg.auth.role, cfg.auth.mount, cfg.connection.address, cfg.pod.namespace, cfg.pod.service_account
+        cfg.auth.role,
+        cfg.auth.mount,
+        cfg.connection.address,
+        cfg.pod.namespace,
+        cfg.pod.service_account
     );
     let (code, what) = match error {
-        VaultError::Status { status: 400 | 401 | 403, .. } => (
+        VaultError::Status {
+            status: 400 | 401 | 403,
+            ..
+        } => (
             Code::PermissionDenied,
             format!("Vault refused the login ({})", error.vault_message()),
         ),
@@ -79,7 +93,13 @@ pub(crate) fn login_error(cfg: &MountConfig, error: &VaultError) -> MountError {
         other => return vault_unreachable(cfg, "logging in", other),
     };
     let hint = login_hint(&error.vault_message(), cfg);
-    MountError::new(code, format!("SecretProviderClass {}: login with {who} failed: {what}{hint}", cfg.spc))
+    MountError::new(
+        code,
+        format!(
+            "SecretProviderClass {}: login with {who} failed: {what}{hint}",
+            cfg.spc
+        ),
+    )
 }
 
 /// A hint for Vault's common login refusals.
@@ -91,7 +111,10 @@ fn login_hint(message: &str, cfg: &MountConfig) -> String {
             cfg.pod.service_account
         )
     } else if m.contains("namespace not authorized") {
-        format!("add {:?} to the role's bound_service_account_namespaces", cfg.pod.namespace)
+        format!(
+            "add {:?} to the role's bound_service_account_namespaces",
+            cfg.pod.namespace
+        )
     } else if m.contains("invalid audience") || m.contains("aud claim") {
         format!(
             "the token's audience is {:?} (SecretProviderClass parameter 'audience'); the role's \
@@ -103,7 +126,10 @@ fn login_hint(message: &str, cfg: &MountConfig) -> String {
          service-account issuer)"
             .to_string()
     } else if m.contains("role") && (m.contains("not found") || m.contains("invalid role")) {
-        format!("create role {:?} at auth/{} or fix roleName", cfg.auth.role, cfg.auth.mount)
+        format!(
+            "create role {:?} at auth/{} or fix roleName",
+            cfg.auth.role, cfg.auth.mount
+        )
     } else if m.contains("permission denied") {
         format!(
             "check that role {:?} binds service account {:?} in namespace {:?}, and that Vault can \
@@ -127,26 +153,50 @@ pub(crate) fn read_error(
     let (code, what, hint) = match error {
         VaultError::Status { status: 400, .. } => (
             Code::InvalidArgument,
-            format!("Vault rejected the request (400): {}", error.vault_message()),
-            "check secretPath, the ?query and secretArgs against the secrets engine's API".to_string(),
+            format!(
+                "Vault rejected the request (400): {}",
+                error.vault_message()
+            ),
+            "check secretPath, the ?query and secretArgs against the secrets engine's API"
+                .to_string(),
         ),
-        VaultError::Status { status: 401 | 403, .. } => (
+        VaultError::Status {
+            status: 401 | 403, ..
+        } => (
             Code::PermissionDenied,
-            format!("Vault denied access ({}): {}", error.status().unwrap_or(403), error.vault_message()),
+            format!(
+                "Vault denied access ({}): {}",
+                error.status().unwrap_or(403),
+                error.vault_message()
+            ),
             format!(
                 "grant role {:?} a policy with {} on {}",
                 cfg.auth.role,
-                if request.method.is_read() { "\"read\"" } else { "\"update\"" },
+                if request.method.is_read() {
+                    "\"read\""
+                } else {
+                    "\"update\""
+                },
                 request.path
             ),
         ),
-        VaultError::Status { status: 404, warnings, .. } => {
-            (Code::NotFound, format!("Vault has nothing at {} (404)", request.path), not_found_hint(request, warnings))
-        }
+        VaultError::Status {
+            status: 404,
+            warnings,
+            ..
+        } => (
+            Code::NotFound,
+            format!("Vault has nothing at {} (404)", request.path),
+            not_found_hint(request, warnings),
+        ),
         VaultError::Status { status: 405, .. } => (
             Code::InvalidArgument,
-            format!("Vault does not allow {} on {} (405)", request.method, request.path),
-            "use the method the secrets engine documents for this path (GET to read, PUT to issue)".to_string(),
+            format!(
+                "Vault does not allow {} on {} (405)",
+                request.method, request.path
+            ),
+            "use the method the secrets engine documents for this path (GET to read, PUT to issue)"
+                .to_string(),
         ),
         VaultError::Status { status, .. } if (300..400).contains(status) => (
             Code::FailedPrecondition,
@@ -157,22 +207,24 @@ pub(crate) fn read_error(
             return vault_unreachable(cfg, &format!("{objects}: {request}"), error);
         }
         VaultError::Status { .. } => (Code::InvalidArgument, error.to_string(), String::new()),
-        VaultError::Transport { kind: TransportKind::Broken | TransportKind::Timeout, .. }
-            if !request.method.is_read() =>
-        {
-            (
-                Code::Aborted,
-                format!("{error}, after the request may have reached Vault"),
-                "a write can issue a new credential, so the provider does not repeat it; the next \
+        VaultError::Transport {
+            kind: TransportKind::Broken | TransportKind::Timeout,
+            ..
+        } if !request.method.is_read() => (
+            Code::Aborted,
+            format!("{error}, after the request may have reached Vault"),
+            "a write can issue a new credential, so the provider does not repeat it; the next \
                  mount will"
-                    .to_string(),
-            )
+                .to_string(),
+        ),
+        VaultError::Transport { .. } => {
+            return vault_unreachable(cfg, &format!("{objects}: {request}"), error);
         }
-        VaultError::Transport { .. } => return vault_unreachable(cfg, &format!("{objects}: {request}"), error),
         VaultError::TooLarge { limit } => (
             Code::ResourceExhausted,
             format!("Vault's answer is larger than {limit} bytes"),
-            "raise --max-response-bytes and the driver's --max-call-recv-msg-size together".to_string(),
+            "raise --max-response-bytes and the driver's --max-call-recv-msg-size together"
+                .to_string(),
         ),
         VaultError::Config { detail } => (Code::InvalidArgument, detail.clone(), String::new()),
         VaultError::Body { detail } => (
@@ -181,7 +233,11 @@ pub(crate) fn read_error(
             "check that vaultAddress points at Vault and not at a proxy or web page".to_string(),
         ),
     };
-    let hint = if hint.is_empty() { hint } else { format!(". Hint: {hint}") };
+    let hint = if hint.is_empty() {
+        hint
+    } else {
+        format!(". Hint: {hint}")
+    };
     MountError::new(code, format!("{at}: {what}{hint}"))
 }
 
@@ -189,7 +245,10 @@ pub(crate) fn read_error(
 fn not_found_hint(request: &RequestKey, warnings: &[String]) -> String {
     let kv2_warning = warnings.iter().any(|w| w.contains("versioned K/V"));
     let mut parts = request.path.splitn(2, '/');
-    let (mount, rest) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (mount, rest) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     if kv2_warning {
         return format!(
             "{mount}/ is a KV version 2 engine, whose API path puts data/ after the mount: \
@@ -208,12 +267,20 @@ fn not_found_hint(request: &RequestKey, warnings: &[String]) -> String {
 /// The error for an unreachable, sealed or overloaded Vault.
 pub(crate) fn vault_unreachable(cfg: &MountConfig, doing: &str, error: &VaultError) -> MountError {
     let detail = match error {
-        VaultError::Status { status: 503, errors, .. }
-            if errors.iter().any(|e| e.to_ascii_lowercase().contains("sealed")) =>
+        VaultError::Status {
+            status: 503,
+            errors,
+            ..
+        } if errors
+            .iter()
+            .any(|e| e.to_ascii_lowercase().contains("sealed")) =>
         {
             "Vault is sealed; unseal it".to_string()
         }
-        VaultError::Status { status: 429, .. } => format!("Vault is rate-limiting requests (429): {}", error.vault_message()),
+        VaultError::Status { status: 429, .. } => format!(
+            "Vault is rate-limiting requests (429): {}",
+            error.vault_message()
+        ),
         other => other.to_string(),
     };
     let code = match error {

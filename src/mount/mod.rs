@@ -74,7 +74,10 @@ impl Mounter {
         let mut versions = Vec::with_capacity(cfg.objects.len());
         for object in &cfg.objects {
             let response = responses.get(&object.request).ok_or_else(|| {
-                MountError::new(Code::Internal, format!("no response kept for {}", object.request))
+                MountError::new(
+                    Code::Internal,
+                    format!("no response kept for {}", object.request),
+                )
             })?;
             let content = render(object, response, &cfg.spc)?;
             total += content.len();
@@ -99,15 +102,28 @@ impl Mounter {
                 ),
             ));
         }
-        Ok(MountResponse { object_version: versions, error: None, files })
+        Ok(MountResponse {
+            object_version: versions,
+            error: None,
+            files,
+        })
     }
 
     /// Logs in (or reuses the pod's token) and performs each distinct request
     /// once, a bounded number at a time.
-    async fn fetch(&self, cfg: &MountConfig) -> Result<HashMap<RequestKey, VaultResponse>, MountError> {
-        let jwt = cfg.token.as_ref().ok_or_else(|| error::missing_token(cfg))?;
+    async fn fetch(
+        &self,
+        cfg: &MountConfig,
+    ) -> Result<HashMap<RequestKey, VaultResponse>, MountError> {
+        let jwt = cfg
+            .token
+            .as_ref()
+            .ok_or_else(|| error::missing_token(cfg))?;
         let client = self.pool.client(&cfg.connection).map_err(|e| {
-            MountError::new(Code::InvalidArgument, format!("SecretProviderClass {}: {e}", cfg.spc))
+            MountError::new(
+                Code::InvalidArgument,
+                format!("SecretProviderClass {}: {e}", cfg.spc),
+            )
         })?;
         let slot = self.tokens.slot(&TokenKey {
             connection: cfg.connection.clone(),
@@ -122,10 +138,19 @@ impl Mounter {
                 distinct.push(&object.request);
             }
         }
-        let ctx = FetchContext { cfg, client: &client, slot: &slot, jwt, handle: &handle };
+        let ctx = FetchContext {
+            cfg,
+            client: &client,
+            slot: &slot,
+            jwt,
+            handle: &handle,
+        };
         // Futures are built eagerly (a Vec, not a lazy map) so the stream's
         // item type has one concrete lifetime and stays Send.
-        let fetches: Vec<_> = distinct.into_iter().map(|request| ctx.fetch_one(request)).collect();
+        let fetches: Vec<_> = distinct
+            .into_iter()
+            .map(|request| ctx.fetch_one(request))
+            .collect();
         stream::iter(fetches)
             .buffer_unordered(FETCH_CONCURRENCY)
             .try_collect()
@@ -145,13 +170,18 @@ struct FetchContext<'a> {
 impl FetchContext<'_> {
     /// One request; a 403 with a cached token triggers one shared re-login
     /// and one retry, a 403 with a fresh token is final.
-    async fn fetch_one(&self, request: &RequestKey) -> Result<(RequestKey, VaultResponse), MountError> {
+    async fn fetch_one(
+        &self,
+        request: &RequestKey,
+    ) -> Result<(RequestKey, VaultResponse), MountError> {
         let first = self.client.request(&self.handle.token, request).await;
         let result = match first {
             Err(VaultError::Status { status: 403, .. }) if !self.handle.fresh => {
                 let renewed = self
                     .slot
-                    .relogin(self.handle.generation, || login(self.client, self.cfg, self.jwt))
+                    .relogin(self.handle.generation, || {
+                        login(self.client, self.cfg, self.jwt)
+                    })
                     .await?;
                 self.client.request(&renewed.token, request).await
             }
@@ -171,7 +201,11 @@ impl FetchContext<'_> {
             .filter(|o| &o.request == request)
             .map(|o| format!("{:?}", o.name.as_str()))
             .collect();
-        let noun = if names.len() == 1 { "object" } else { "objects" };
+        let noun = if names.len() == 1 {
+            "object"
+        } else {
+            "objects"
+        };
         format!("{noun} {}", names.join(", "))
     }
 }

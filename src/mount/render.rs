@@ -10,13 +10,29 @@ use crate::spc::{Encoding, ObjectSpec};
 use crate::vault::VaultResponse;
 
 /// Renders `object` from `response`.  `context` names the SPC for messages.
-pub fn render(object: &ObjectSpec, response: &VaultResponse, context: &str) -> Result<SecretBytes, MountError> {
+pub fn render(
+    object: &ObjectSpec,
+    response: &VaultResponse,
+    context: &str,
+) -> Result<SecretBytes, MountError> {
     let Some(key) = &object.secret_key else {
         return whole_response(response, object, context);
     };
-    let at = || format!("SecretProviderClass {context}, object {:?}: {}", object.name.as_str(), object.request);
+    let at = || {
+        format!(
+            "SecretProviderClass {context}, object {:?}: {}",
+            object.name.as_str(),
+            object.request
+        )
+    };
     let data = response.data.as_ref().ok_or_else(|| {
-        MountError::new(Code::NotFound, format!("{}: Vault returned no data. Hint: check that the path holds a secret", at()))
+        MountError::new(
+            Code::NotFound,
+            format!(
+                "{}: Vault returned no data. Hint: check that the path holds a secret",
+                at()
+            ),
+        )
     })?;
     // KV v2 nests the secret under data.data; HashiCorp's provider looks there first.
     let fields = match data.0.get("data") {
@@ -31,14 +47,21 @@ pub fn render(object: &ObjectSpec, response: &VaultResponse, context: &str) -> R
             format!(
                 "{}: key {key:?} does not exist at the secret path. Hint: the keys there are: {}",
                 at(),
-                if available.is_empty() { "(none)".to_string() } else { available.join(", ") }
+                if available.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    available.join(", ")
+                }
             ),
         )
     })?;
     let text = match value {
         Value::String(s) => SecretBytes::new(s.as_bytes().to_vec()),
         other => SecretBytes::new(serde_json::to_vec(other).map_err(|e| {
-            MountError::new(Code::Internal, format!("{}: cannot encode key {key:?} as JSON: {e}", at()))
+            MountError::new(
+                Code::Internal,
+                format!("{}: cannot encode key {key:?} as JSON: {e}", at()),
+            )
         })?),
     };
     decode(text, object.encoding).map_err(|why| {
@@ -51,7 +74,11 @@ pub fn render(object: &ObjectSpec, response: &VaultResponse, context: &str) -> R
 
 /// The whole response as JSON in HashiCorp's layout, with `request_id`
 /// emptied so that an unchanged secret gives an unchanged file.
-fn whole_response(response: &VaultResponse, object: &ObjectSpec, context: &str) -> Result<SecretBytes, MountError> {
+fn whole_response(
+    response: &VaultResponse,
+    object: &ObjectSpec,
+    context: &str,
+) -> Result<SecretBytes, MountError> {
     if response.data.is_none() {
         return Err(MountError::new(
             Code::NotFound,
@@ -64,8 +91,12 @@ fn whole_response(response: &VaultResponse, object: &ObjectSpec, context: &str) 
     }
     let mut writer = Vec::with_capacity(256);
     let mut serializer = serde_json::Serializer::new(&mut writer);
-    serde::Serialize::serialize(&WithoutRequestId(response), &mut serializer)
-        .map_err(|e| MountError::new(Code::Internal, format!("cannot encode the Vault response: {e}")))?;
+    serde::Serialize::serialize(&WithoutRequestId(response), &mut serializer).map_err(|e| {
+        MountError::new(
+            Code::Internal,
+            format!("cannot encode the Vault response: {e}"),
+        )
+    })?;
     Ok(SecretBytes::new(writer))
 }
 
@@ -77,7 +108,9 @@ impl serde::Serialize for WithoutRequestId<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let r = self.0;
-        let optional = usize::from(r.auth.is_some()) + usize::from(r.wrap_info.is_some()) + usize::from(!r.mount_type.is_empty());
+        let optional = usize::from(r.auth.is_some())
+            + usize::from(r.wrap_info.is_some())
+            + usize::from(!r.mount_type.is_empty());
         let mut s = serializer.serialize_struct("Secret", 6 + optional)?;
         s.serialize_field("request_id", "")?;
         s.serialize_field("lease_id", &r.lease_id)?;
@@ -106,7 +139,9 @@ fn decode(text: SecretBytes, encoding: Encoding) -> Result<SecretBytes, &'static
             .decode(text.expose())
             .map(SecretBytes::new)
             .map_err(|_| "valid base64 (standard alphabet, padded)"),
-        Encoding::Hex => hex::decode(text.expose()).map(SecretBytes::new).map_err(|_| "valid hex"),
+        Encoding::Hex => hex::decode(text.expose())
+            .map(SecretBytes::new)
+            .map_err(|_| "valid hex"),
     }
 }
 
@@ -116,7 +151,11 @@ mod tests {
     use crate::spc::parse_objects;
 
     fn object(extra: &str) -> ObjectSpec {
-        parse_objects(&format!("- objectName: o\n  secretPath: secret/data/x\n{extra}")).unwrap().remove(0)
+        parse_objects(&format!(
+            "- objectName: o\n  secretPath: secret/data/x\n{extra}"
+        ))
+        .unwrap()
+        .remove(0)
     }
 
     fn response(json: &str) -> VaultResponse {
@@ -125,19 +164,51 @@ mod tests {
 
     #[test]
     fn extracts_from_kv2_and_kv1_and_encodes_non_strings() {
-        let kv2 = response(r#"{"request_id":"r","data":{"data":{"user":"u","n":5,"o":{"b":1,"a":2}},"metadata":{"version":1}}}"#);
-        assert_eq!(render(&object("  secretKey: user\n"), &kv2, "ns/spc").unwrap().expose(), b"u");
-        assert_eq!(render(&object("  secretKey: n\n"), &kv2, "ns/spc").unwrap().expose(), b"5");
-        assert_eq!(render(&object("  secretKey: o\n"), &kv2, "ns/spc").unwrap().expose(), br#"{"a":2,"b":1}"#);
+        let kv2 = response(
+            r#"{"request_id":"r","data":{"data":{"user":"u","n":5,"o":{"b":1,"a":2}},"metadata":{"version":1}}}"#,
+        );
+        assert_eq!(
+            render(&object("  secretKey: user\n"), &kv2, "ns/spc")
+                .unwrap()
+                .expose(),
+            b"u"
+        );
+        assert_eq!(
+            render(&object("  secretKey: n\n"), &kv2, "ns/spc")
+                .unwrap()
+                .expose(),
+            b"5"
+        );
+        assert_eq!(
+            render(&object("  secretKey: o\n"), &kv2, "ns/spc")
+                .unwrap()
+                .expose(),
+            br#"{"a":2,"b":1}"#
+        );
         let kv1 = response(r#"{"data":{"user":"v1"}}"#);
-        assert_eq!(render(&object("  secretKey: user\n"), &kv1, "ns/spc").unwrap().expose(), b"v1");
+        assert_eq!(
+            render(&object("  secretKey: user\n"), &kv1, "ns/spc")
+                .unwrap()
+                .expose(),
+            b"v1"
+        );
     }
 
     #[test]
     fn decodes_base64_and_hex() {
         let r = response(r#"{"data":{"b":"aGVsbG8=","h":"68656c6c6f","bad":"%%%"}}"#);
-        assert_eq!(render(&object("  secretKey: b\n  encoding: base64\n"), &r, "s").unwrap().expose(), b"hello");
-        assert_eq!(render(&object("  secretKey: h\n  encoding: HEX\n"), &r, "s").unwrap().expose(), b"hello");
+        assert_eq!(
+            render(&object("  secretKey: b\n  encoding: base64\n"), &r, "s")
+                .unwrap()
+                .expose(),
+            b"hello"
+        );
+        assert_eq!(
+            render(&object("  secretKey: h\n  encoding: HEX\n"), &r, "s")
+                .unwrap()
+                .expose(),
+            b"hello"
+        );
         let err = render(&object("  secretKey: bad\n  encoding: base64\n"), &r, "s").unwrap_err();
         assert_eq!(err.code, Code::InvalidArgument);
         assert!(!err.message.contains("%%%"));
@@ -148,18 +219,29 @@ mod tests {
         let r = response(r#"{"data":{"data":{"user":"secret-canary"}}}"#);
         let err = render(&object("  secretKey: pass\n"), &r, "ns/spc").unwrap_err();
         assert_eq!(err.code, Code::NotFound);
-        assert!(err.message.contains("key \"pass\" does not exist") && err.message.contains("user"), "{}", err.message);
+        assert!(
+            err.message.contains("key \"pass\" does not exist") && err.message.contains("user"),
+            "{}",
+            err.message
+        );
         assert!(!err.message.contains("canary"));
     }
 
     #[test]
     fn whole_response_empties_request_id() {
-        let r = response(r#"{"request_id":"abc","lease_id":"","renewable":false,"lease_duration":0,"data":{"k":"v"},"warnings":null}"#);
+        let r = response(
+            r#"{"request_id":"abc","lease_id":"","renewable":false,"lease_duration":0,"data":{"k":"v"},"warnings":null}"#,
+        );
         let out = render(&object(""), &r, "s").unwrap();
         assert_eq!(
             std::str::from_utf8(out.expose()).unwrap(),
             r#"{"request_id":"","lease_id":"","lease_duration":0,"renewable":false,"data":{"k":"v"},"warnings":null}"#
         );
-        assert_eq!(render(&object(""), &VaultResponse::default(), "s").unwrap_err().code, Code::NotFound);
+        assert_eq!(
+            render(&object(""), &VaultResponse::default(), "s")
+                .unwrap_err()
+                .code,
+            Code::NotFound
+        );
     }
 }

@@ -11,7 +11,12 @@ use crate::spc::{MountConfig, ObjectSpec};
 ///
 /// The Vault address and namespace and the pod's namespace are included so
 /// that equal content in two tenants gives different versions.
-pub fn object_version(key: &hmac::Key, cfg: &MountConfig, object: &ObjectSpec, content: &[u8]) -> String {
+pub fn object_version(
+    key: &hmac::Key,
+    cfg: &MountConfig,
+    object: &ObjectSpec,
+    content: &[u8],
+) -> String {
     let mut ctx = hmac::Context::with_key(key);
     for part in [
         object.fingerprint.as_bytes(),

@@ -38,12 +38,18 @@ pub async fn bind(addr: &str) -> Result<TcpListener, String> {
 
 /// Serves the health endpoint until the process exits.
 pub async fn serve(listener: TcpListener, readiness: Readiness) {
-    let app = Router::new().route("/health/ready", get(ready)).with_state(readiness);
+    let app = Router::new()
+        .route("/health/ready", get(ready))
+        .with_state(readiness);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the health endpoint stopped");
     }
 }
 
 async fn ready(State(readiness): State<Readiness>) -> StatusCode {
-    if readiness.0.load(Ordering::SeqCst) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+    if readiness.0.load(Ordering::SeqCst) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
 }

@@ -28,7 +28,10 @@ impl ProviderService {
 
 #[tonic::async_trait]
 impl CsiDriverProvider for ProviderService {
-    async fn version(&self, _request: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+    async fn version(
+        &self,
+        _request: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
         Ok(Response::new(VersionResponse {
             version: "v1alpha1".into(),
             runtime_name: crate::RUNTIME_NAME.into(),
@@ -36,9 +39,13 @@ impl CsiDriverProvider for ProviderService {
         }))
     }
 
-    async fn mount(&self, request: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
+    async fn mount(
+        &self,
+        request: Request<MountRequest>,
+    ) -> Result<Response<MountResponse>, Status> {
         let started = Instant::now();
-        let budget = grpc_timeout(request.metadata()).map_or(MAX_MOUNT_DURATION, |t| t.min(MAX_MOUNT_DURATION));
+        let budget = grpc_timeout(request.metadata())
+            .map_or(MAX_MOUNT_DURATION, |t| t.min(MAX_MOUNT_DURATION));
         let request = request.into_inner();
         let cfg = match self.mounter.parse(&request) {
             Ok(cfg) => cfg,

@@ -29,9 +29,16 @@ impl ProviderSocket {
     /// anything that is not a socket, and refuses a directory that anyone may
     /// write to without the sticky bit (anyone could then swap the socket).
     pub fn bind(path: &Path) -> Result<(UnixListener, ProviderSocket), String> {
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let dir = std::fs::metadata(parent)
-            .map_err(|e| format!("the socket directory {} is not usable: {e}", parent.display()))?;
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = std::fs::metadata(parent).map_err(|e| {
+            format!(
+                "the socket directory {} is not usable: {e}",
+                parent.display()
+            )
+        })?;
         let mode = dir.permissions().mode();
         if mode & 0o002 != 0 && mode & 0o1000 == 0 {
             return Err(format!(
@@ -41,8 +48,9 @@ impl ProviderSocket {
         }
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => {
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))?;
+                std::fs::remove_file(path).map_err(|e| {
+                    format!("cannot remove the stale socket {}: {e}", path.display())
+                })?;
                 tracing::info!(path = %path.display(), "removed a stale socket");
             }
             Ok(_) => {
@@ -54,8 +62,8 @@ impl ProviderSocket {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
         }
-        let listener =
-            UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        let listener = UnixListener::bind(path)
+            .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
         // Only root (the driver) needs to connect.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("cannot restrict the permissions of {}: {e}", path.display()))?;
@@ -90,7 +98,9 @@ impl ProviderSocket {
                     tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the socket");
                 }
             }
-            Ok(_) => tracing::info!(path = %self.path.display(), "the socket now belongs to another process; leaving it"),
+            Ok(_) => {
+                tracing::info!(path = %self.path.display(), "the socket now belongs to another process; leaving it")
+            }
             Err(_) => {}
         }
     }
@@ -108,7 +118,10 @@ mod tests {
         drop(first);
         // The stale socket of a dead process is replaced.
         let (second, successor) = ProviderSocket::bind(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // The first process shutting down must not remove the successor's socket.
         ours.remove_if_ours();
         assert!(path.exists());

@@ -31,7 +31,9 @@ impl VaultAddress {
                     "Vault address {text:?} must name an absolute socket path, e.g. unix:///var/run/vault/agent.sock"
                 )));
             }
-            return Ok(VaultAddress::Unix { socket: PathBuf::from(path) });
+            return Ok(VaultAddress::Unix {
+                socket: PathBuf::from(path),
+            });
         }
         let url = reqwest::Url::parse(text).map_err(|e| {
             SpcError::new(format!(
@@ -84,17 +86,30 @@ mod tests {
     fn parses_tcp_and_unix_addresses() {
         assert_eq!(
             VaultAddress::parse("https://vault.example:8200/").unwrap(),
-            VaultAddress::Tcp { base: "https://vault.example:8200".into() }
+            VaultAddress::Tcp {
+                base: "https://vault.example:8200".into()
+            }
         );
         let unix = VaultAddress::parse("unix:///var/run/vault/agent.sock").unwrap();
-        assert_eq!(unix, VaultAddress::Unix { socket: "/var/run/vault/agent.sock".into() });
+        assert_eq!(
+            unix,
+            VaultAddress::Unix {
+                socket: "/var/run/vault/agent.sock".into()
+            }
+        );
         assert_eq!(unix.to_string(), "unix:///var/run/vault/agent.sock");
         assert_eq!(unix.base_url(), "http://localhost");
     }
 
     #[test]
     fn rejects_bad_addresses() {
-        for bad in ["vault:8200", "ftp://vault", "unix://relative.sock", "https://u:p@vault", ""] {
+        for bad in [
+            "vault:8200",
+            "ftp://vault",
+            "unix://relative.sock",
+            "https://u:p@vault",
+            "",
+        ] {
             assert!(VaultAddress::parse(bad).is_err(), "{bad}");
         }
         let err = VaultAddress::parse("https://user:s3cret@vault").unwrap_err();

@@ -16,11 +16,17 @@ pub struct SpcError {
 impl SpcError {
     /// A parameter or request error.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), missing_credential: false }
+        Self {
+            message: message.into(),
+            missing_credential: false,
+        }
     }
 
     /// A missing credential, such as no service-account token for the audience.
     pub fn missing_credential(message: impl Into<String>) -> Self {
-        Self { message: message.into(), missing_credential: true }
+        Self {
+            message: message.into(),
+            missing_credential: true,
+        }
     }
 }

@@ -141,9 +141,17 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
     let attributes = parse_string_map(&request.attributes, "attributes")?;
     let secrets = parse_secrets(&request.secrets)?;
     let default_mode = parse_permission(&request.permission)?;
-    let get = |key: &str| attributes.get(key).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |key: &str| {
+        attributes
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
 
-    let spc = match (get("secretProviderClass"), get("csi.storage.k8s.io/pod.namespace")) {
+    let spc = match (
+        get("secretProviderClass"),
+        get("csi.storage.k8s.io/pod.namespace"),
+    ) {
         (Some(name), Some(ns)) => format!("{ns}/{name}"),
         (Some(name), None) => name.to_string(),
         (None, _) => "(unnamed)".to_string(),
@@ -174,7 +182,10 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
         (Some(m), None) | (None, Some(m)) => m,
         (None, None) => defaults.auth_mount.as_deref().unwrap_or(method.name()),
     };
-    let mount = mount.trim_matches('/').trim_start_matches("auth/").to_string();
+    let mount = mount
+        .trim_matches('/')
+        .trim_start_matches("auth/")
+        .to_string();
     if mount.is_empty() {
         return Err(SpcError::new("the auth mount path is empty"));
     }
@@ -188,7 +199,9 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
     let tls = parse_tls(&get, &defaults.tls)?;
 
     let objects_yaml = get("objects").ok_or_else(|| {
-        SpcError::new("missing 'objects' in SecretProviderClass definition: list at least one object")
+        SpcError::new(
+            "missing 'objects' in SecretProviderClass definition: list at least one object",
+        )
     })?;
     let objects = parse_objects(objects_yaml)?;
 
@@ -197,8 +210,17 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
     Ok(MountConfig {
         spc,
         pod,
-        connection: Connection { address, namespace, tls },
-        auth: AuthConfig { method, mount, role, audience },
+        connection: Connection {
+            address,
+            namespace,
+            tls,
+        },
+        auth: AuthConfig {
+            method,
+            mount,
+            role,
+            audience,
+        },
         token,
         objects,
         default_mode,
@@ -210,7 +232,9 @@ fn parse_tls<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
     defaults: &TlsConfig,
 ) -> Result<TlsConfig, SpcError> {
-    let pick = |key: &str, default: &Option<String>| get(key).map(str::to_string).or_else(|| default.clone());
+    let pick = |key: &str, default: &Option<String>| {
+        get(key).map(str::to_string).or_else(|| default.clone())
+    };
     let skip_verify = match get("vaultSkipTLSVerify") {
         Some(v) => parse_go_bool(v).ok_or_else(|| {
             SpcError::new(format!(

@@ -34,10 +34,15 @@ impl ObjectName {
             return Err("objectName is empty".into());
         }
         if name.len() > 4096 {
-            return Err(format!("objectName is {} bytes long; the limit is 4096", name.len()));
+            return Err(format!(
+                "objectName is {} bytes long; the limit is 4096",
+                name.len()
+            ));
         }
         if name.starts_with('/') {
-            return Err(format!("objectName {name:?} is absolute; use a relative file name"));
+            return Err(format!(
+                "objectName {name:?} is absolute; use a relative file name"
+            ));
         }
         if name.starts_with("..") {
             return Err(format!("objectName {name:?} starts with \"..\""));
@@ -47,8 +52,16 @@ impl ObjectName {
         }
         for part in name.split('/') {
             match part {
-                "" => return Err(format!("objectName {name:?} has an empty path element or a trailing '/'")),
-                "." => return Err(format!("objectName {name:?} has a \".\" element; write the path without it")),
+                "" => {
+                    return Err(format!(
+                        "objectName {name:?} has an empty path element or a trailing '/'"
+                    ));
+                }
+                "." => {
+                    return Err(format!(
+                        "objectName {name:?} has a \".\" element; write the path without it"
+                    ));
+                }
                 ".." => return Err(format!("objectName {name:?} has a \"..\" element")),
                 p if p.len() > 255 => {
                     return Err(format!("objectName {name:?} has an element over 255 bytes"));
@@ -185,11 +198,18 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, SpcError> {
         )));
     }
     let options = serde_saphyr::options! { legacy_octal_numbers: true };
-    let raw: Option<Vec<RawObject>> = serde_saphyr::from_str_with_options(yaml, options)
-        .map_err(|e| SpcError::new(format!("'objects' is not a valid YAML list of objects: {}", first_line(&e.to_string()))))?;
+    let raw: Option<Vec<RawObject>> =
+        serde_saphyr::from_str_with_options(yaml, options).map_err(|e| {
+            SpcError::new(format!(
+                "'objects' is not a valid YAML list of objects: {}",
+                first_line(&e.to_string())
+            ))
+        })?;
     let raw = raw.unwrap_or_default();
     if raw.is_empty() {
-        return Err(SpcError::new("'objects' lists no objects; list at least one"));
+        return Err(SpcError::new(
+            "'objects' lists no objects; list at least one",
+        ));
     }
     if raw.len() > MAX_OBJECTS {
         return Err(SpcError::new(format!(
@@ -211,7 +231,11 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, SpcError> {
             SpcError::new(format!("{which}: {message}"))
         })?);
     }
-    let duplicates: Vec<&str> = seen.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k).collect();
+    let duplicates: Vec<&str> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| k)
+        .collect();
     if !duplicates.is_empty() {
         return Err(SpcError::new(format!(
             "duplicate objectName: {}; every object needs its own file name",
@@ -229,7 +253,11 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
         "PUT" => Method::Put,
         "POST" => Method::Post,
         "LIST" => Method::List,
-        other => return Err(format!("method {other:?} is not supported; use GET, PUT, POST or LIST")),
+        other => {
+            return Err(format!(
+                "method {other:?} is not supported; use GET, PUT, POST or LIST"
+            ));
+        }
     };
     let encoding = match raw.encoding.to_ascii_lowercase().as_str() {
         "" | "utf-8" | "utf8" => Encoding::Utf8,
@@ -252,7 +280,12 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
         _ => None,
     };
     let secret_key = Some(raw.secret_key.clone()).filter(|k| !k.is_empty());
-    let request = RequestKey { method, path, query, body };
+    let request = RequestKey {
+        method,
+        path,
+        query,
+        body,
+    };
     let fingerprint = serde_json::to_string(&Fingerprint {
         object_name: name.as_str(),
         method,
@@ -264,7 +297,14 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
         mode,
     })
     .expect("a struct of strings and numbers always serialises");
-    Ok(ObjectSpec { name, request, secret_key, encoding, mode, fingerprint })
+    Ok(ObjectSpec {
+        name,
+        request,
+        secret_key,
+        encoding,
+        mode,
+        fingerprint,
+    })
 }
 
 /// Normalises `secretPath`: accepts `v1/x`, `/v1/x`, `/x` and `x`, and splits
@@ -272,16 +312,27 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
 fn split_secret_path(text: &str) -> Result<(String, Vec<(String, String)>), String> {
     let text = text.trim();
     let (path, query) = match text.split_once('?') {
-        Some((p, q)) => (p, form_urlencoded::parse(q.as_bytes()).into_owned().collect()),
+        Some((p, q)) => (
+            p,
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+        ),
         None => (text, Vec::new()),
     };
     let path = path.trim_start_matches('/');
-    let path = path.strip_prefix("v1/").unwrap_or(path).trim_end_matches('/');
+    let path = path
+        .strip_prefix("v1/")
+        .unwrap_or(path)
+        .trim_end_matches('/');
     if path.is_empty() {
         return Err("secretPath is empty; give the Vault API path, e.g. secret/data/app".into());
     }
-    if path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-        return Err(format!("secretPath {path:?} has an empty, \".\" or \"..\" element"));
+    if path
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(format!(
+            "secretPath {path:?} has an empty, \".\" or \"..\" element"
+        ));
     }
     Ok((path.to_string(), query))
 }

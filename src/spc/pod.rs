@@ -78,8 +78,10 @@ pub(super) fn find_token(
     for (_, other) in entries.drain() {
         drop(SecretString::new(other.token));
     }
-    Ok(entry.filter(|e| !e.token.is_empty()).map(|e| ServiceAccountToken {
-        token: SecretString::new(e.token),
-        expiration: e.expiration,
-    }))
+    Ok(entry
+        .filter(|e| !e.token.is_empty())
+        .map(|e| ServiceAccountToken {
+            token: SecretString::new(e.token),
+            expiration: e.expiration,
+        }))
 }

@@ -56,7 +56,10 @@ fn precedence_is_defaults_then_spc() {
         vault_address: "http://flag:8200".into(),
         vault_namespace: Some("flag-ns".into()),
         auth_mount: Some("flag-mount".into()),
-        tls: TlsConfig { ca_cert: Some("/flag/ca.pem".into()), ..Default::default() },
+        tls: TlsConfig {
+            ca_cert: Some("/flag/ca.pem".into()),
+            ..Default::default()
+        },
     };
     let cfg = parse(&request(base()), &defaults).unwrap();
     assert_eq!(cfg.connection.address.to_string(), "http://flag:8200");
@@ -83,10 +86,18 @@ fn precedence_is_defaults_then_spc() {
 
 #[test]
 fn jwt_method_defaults_to_jwt_mount_and_legacy_mount_name_works() {
-    let cfg = parse(&with(json!({"vaultAuthMethod": "JWT"})), &Defaults::default()).unwrap();
+    let cfg = parse(
+        &with(json!({"vaultAuthMethod": "JWT"})),
+        &Defaults::default(),
+    )
+    .unwrap();
     assert_eq!(cfg.auth.method, AuthMethod::Jwt);
     assert_eq!(cfg.auth.mount, "jwt");
-    let cfg = parse(&with(json!({"vaultKubernetesMountPath": "k8s-east"})), &Defaults::default()).unwrap();
+    let cfg = parse(
+        &with(json!({"vaultKubernetesMountPath": "k8s-east"})),
+        &Defaults::default(),
+    )
+    .unwrap();
     assert_eq!(cfg.auth.mount, "k8s-east");
 }
 
@@ -94,13 +105,22 @@ fn jwt_method_defaults_to_jwt_mount_and_legacy_mount_name_works() {
 fn rejects_bad_parameters_with_clear_messages() {
     let cases = [
         (json!({"roleName": ""}), "missing 'roleName'"),
-        (json!({"vaultAuthMountPath": "a", "vaultKubernetesMountPath": "b"}), "both vaultAuthMountPath"),
-        (json!({"vaultSkipTLSVerify": "yes"}), "vaultSkipTLSVerify \"yes\""),
+        (
+            json!({"vaultAuthMountPath": "a", "vaultKubernetesMountPath": "b"}),
+            "both vaultAuthMountPath",
+        ),
+        (
+            json!({"vaultSkipTLSVerify": "yes"}),
+            "vaultSkipTLSVerify \"yes\"",
+        ),
         (json!({"vaultAddress": "vault:8200"}), "Vault address"),
         (json!({"vaultAuthMethod": "ldap"}), "vaultAuthMethod"),
         (json!({"objects": ""}), "missing 'objects'"),
         (json!({"objects": "[]"}), "no objects"),
-        (json!({"objects": "- objectName: [unclosed"}), "not a valid YAML"),
+        (
+            json!({"objects": "- objectName: [unclosed"}),
+            "not a valid YAML",
+        ),
     ];
     for (extra, expected) in cases {
         let err = parse(&with(extra.clone()), &Defaults::default()).unwrap_err();
@@ -112,13 +132,28 @@ fn rejects_bad_parameters_with_clear_messages() {
 fn rejects_malformed_request_fields() {
     let mut r = request(base());
     r.attributes = "[1,2]".into();
-    assert!(parse(&r, &Defaults::default()).unwrap_err().message.contains("attributes"));
+    assert!(
+        parse(&r, &Defaults::default())
+            .unwrap_err()
+            .message
+            .contains("attributes")
+    );
     let mut r = request(base());
     r.permission = "999".into();
-    assert!(parse(&r, &Defaults::default()).unwrap_err().message.contains("permission"));
+    assert!(
+        parse(&r, &Defaults::default())
+            .unwrap_err()
+            .message
+            .contains("permission")
+    );
     let mut r = request(base());
     r.secrets = "{\"a\": 1}".into();
-    assert!(parse(&r, &Defaults::default()).unwrap_err().message.contains("secrets"));
+    assert!(
+        parse(&r, &Defaults::default())
+            .unwrap_err()
+            .message
+            .contains("secrets")
+    );
     let mut r = request(base());
     r.secrets = "{}".into();
     r.permission = "384".into();
@@ -127,7 +162,9 @@ fn rejects_malformed_request_fields() {
 
 #[test]
 fn finds_the_token_for_the_audience_in_secrets_first() {
-    let tokens = |t: &str| json!({"vault": {"token": t, "expirationTimestamp": "2030-01-01T00:00:00Z"}}).to_string();
+    let tokens = |t: &str| {
+        json!({"vault": {"token": t, "expirationTimestamp": "2030-01-01T00:00:00Z"}}).to_string()
+    };
     let mut r = with(json!({ TOKENS_ATTRIBUTE: tokens("from-attributes") }));
     let cfg = parse(&r, &Defaults::default()).unwrap();
     assert_eq!(cfg.token.unwrap().token.expose(), "from-attributes");
@@ -136,7 +173,11 @@ fn finds_the_token_for_the_audience_in_secrets_first() {
     let cfg = parse(&r, &Defaults::default()).unwrap();
     assert_eq!(cfg.token.unwrap().token.expose(), "from-secrets");
 
-    let cfg = parse(&with(json!({ TOKENS_ATTRIBUTE: tokens("x"), "audience": "other" })), &Defaults::default()).unwrap();
+    let cfg = parse(
+        &with(json!({ TOKENS_ATTRIBUTE: tokens("x"), "audience": "other" })),
+        &Defaults::default(),
+    )
+    .unwrap();
     assert!(cfg.token.is_none());
 }
 
@@ -161,7 +202,10 @@ fn objects_follow_hashicorp_semantics() {
 "#;
     let objects = parse_objects(yaml).unwrap();
     assert_eq!(objects[0].request.path, "secret/data/app");
-    assert_eq!(objects[0].request.query, vec![("version".to_string(), "2".to_string())]);
+    assert_eq!(
+        objects[0].request.query,
+        vec![("version".to_string(), "2".to_string())]
+    );
     assert_eq!(objects[0].encoding, Encoding::Base64);
     assert_eq!(objects[0].mode, Some(0o600));
     assert_eq!(objects[1].name.as_str(), "dir/b");
@@ -196,15 +240,28 @@ fn rejects_unsafe_and_duplicate_object_names() {
 
     let yaml = "- objectName: a\n  secretPath: s/x\n- objectName: a\n  secretPath: s/y\n";
     let err = parse_objects(yaml).unwrap_err();
-    assert!(err.message.contains("duplicate objectName: a"), "{}", err.message);
+    assert!(
+        err.message.contains("duplicate objectName: a"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
 fn rejects_bad_object_fields() {
     for (yaml, expected) in [
-        ("- objectName: a\n  secretPath: s/x\n  encoding: rot13\n", "invalid encoding type"),
-        ("- objectName: a\n  secretPath: s/x\n  method: DELETE\n", "method \"DELETE\""),
-        ("- objectName: a\n  secretPath: s/x\n  filePermission: 0o1777\n", "filePermission"),
+        (
+            "- objectName: a\n  secretPath: s/x\n  encoding: rot13\n",
+            "invalid encoding type",
+        ),
+        (
+            "- objectName: a\n  secretPath: s/x\n  method: DELETE\n",
+            "method \"DELETE\"",
+        ),
+        (
+            "- objectName: a\n  secretPath: s/x\n  filePermission: 0o1777\n",
+            "filePermission",
+        ),
         ("- objectName: a\n  secretPath: ''\n", "secretPath is empty"),
         ("- objectName: a\n  secretPath: secret/../sys/x\n", "\"..\""),
         ("objectName: a\n", "not a valid YAML list"),

@@ -97,7 +97,13 @@ impl VaultClient {
         key: &RequestKey,
     ) -> Result<VaultResponse, VaultError> {
         let body = self
-            .send(key.method, &key.path, &key.query, key.body.as_deref(), Some(token))
+            .send(
+                key.method,
+                &key.path,
+                &key.query,
+                key.body.as_deref(),
+                Some(token),
+            )
             .await?;
         if body.is_empty() {
             // 204 No Content: a response with no data.
@@ -121,19 +127,29 @@ impl VaultClient {
             jwt: &'a str,
         }
         let body = Zeroizing::new(
-            serde_json::to_string(&Body { role, jwt: jwt.expose() })
-                .map_err(|e| VaultError::Body { detail: e.to_string() })?,
+            serde_json::to_string(&Body {
+                role,
+                jwt: jwt.expose(),
+            })
+            .map_err(|e| VaultError::Body {
+                detail: e.to_string(),
+            })?,
         );
         let path = format!("auth/{mount}/login");
-        let answer = self.send(Method::Post, &path, &[], Some(&body), None).await?;
-        let envelope: LoginEnvelope = serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
-            detail: format!("the login response is not Vault JSON ({e})"),
-        })?;
+        let answer = self
+            .send(Method::Post, &path, &[], Some(&body), None)
+            .await?;
+        let envelope: LoginEnvelope =
+            serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
+                detail: format!("the login response is not Vault JSON ({e})"),
+            })?;
         let auth = envelope.auth.ok_or_else(|| VaultError::Body {
             detail: "the login response has no auth block".into(),
         })?;
         if auth.client_token.is_empty() {
-            return Err(VaultError::Body { detail: "the login response has an empty token".into() });
+            return Err(VaultError::Body {
+                detail: "the login response has an empty token".into(),
+            });
         }
         Ok(LoginResponse {
             token: auth.client_token,
@@ -163,7 +179,13 @@ impl VaultClient {
                     if method.is_read() {
                         e.is_transient()
                     } else {
-                        matches!(e, VaultError::Transport { kind: TransportKind::Connect, .. })
+                        matches!(
+                            e,
+                            VaultError::Transport {
+                                kind: TransportKind::Connect,
+                                ..
+                            }
+                        )
                     }
                 }
                 _ => false,
@@ -187,15 +209,20 @@ impl VaultClient {
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
-            .map_err(|()| VaultError::Body { detail: "the Vault address cannot take a path".into() })?
+            .map_err(|()| VaultError::Body {
+                detail: "the Vault address cannot take a path".into(),
+            })?
             .pop_if_empty()
             .push("v1")
             .extend(path.split('/'));
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let http_method = reqwest::Method::from_bytes(method.as_str().as_bytes())
-            .map_err(|e| VaultError::Body { detail: e.to_string() })?;
+        let http_method = reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| {
+            VaultError::Body {
+                detail: e.to_string(),
+            }
+        })?;
         let mut request = self
             .http
             .request(http_method, url)
@@ -205,9 +232,12 @@ impl VaultClient {
             request = request.header("X-Vault-Namespace", namespace);
         }
         if let Some(token) = token {
-            let mut value = reqwest::header::HeaderValue::from_str(token.expose()).map_err(|_| {
-                VaultError::Body { detail: "the Vault token has characters a header cannot carry".into() }
-            })?;
+            let mut value =
+                reqwest::header::HeaderValue::from_str(token.expose()).map_err(|_| {
+                    VaultError::Body {
+                        detail: "the Vault token has characters a header cannot carry".into(),
+                    }
+                })?;
             value.set_sensitive(true);
             request = request.header("X-Vault-Token", value);
         }
@@ -242,7 +272,11 @@ impl VaultClient {
             status: status.as_u16(),
             errors: parsed.errors.unwrap_or_default(),
             warnings: parsed.warnings.unwrap_or_default(),
-            location: if status.is_redirection() { location } else { None },
+            location: if status.is_redirection() {
+                location
+            } else {
+                None
+            },
         })
     }
 }
@@ -250,7 +284,9 @@ impl VaultClient {
 /// Exponential backoff with jitter: 250 ms, 500 ms, 1 s … capped at 2 s,
 /// each plus up to 50 % so that a node's retries do not arrive in step.
 fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(250).saturating_mul(1 << attempt.min(3)).min(Duration::from_secs(2));
+    let base = Duration::from_millis(250)
+        .saturating_mul(1 << attempt.min(3))
+        .min(Duration::from_secs(2));
     let mut byte = [0u8; 1];
     let jitter = match aws_lc_rs::rand::fill(&mut byte) {
         Ok(()) => base.mul_f64(f64::from(byte[0]) / 510.0),
@@ -266,7 +302,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_bounded() {
-        assert!(backoff(0) >= Duration::from_millis(250) && backoff(0) <= Duration::from_millis(375));
+        assert!(
+            backoff(0) >= Duration::from_millis(250) && backoff(0) <= Duration::from_millis(375)
+        );
         assert!(backoff(10) <= Duration::from_secs(3));
     }
 }

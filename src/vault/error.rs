@@ -67,7 +67,9 @@ impl VaultError {
         match self {
             VaultError::Transport { .. } => true,
             VaultError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            VaultError::Body { .. } | VaultError::Config { .. } | VaultError::TooLarge { .. } => false,
+            VaultError::Body { .. } | VaultError::Config { .. } | VaultError::TooLarge { .. } => {
+                false
+            }
         }
     }
 
@@ -84,16 +86,30 @@ impl VaultError {
 impl fmt::Display for VaultError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VaultError::Transport { kind: TransportKind::Connect, detail } => {
+            VaultError::Transport {
+                kind: TransportKind::Connect,
+                detail,
+            } => {
                 write!(f, "could not connect to Vault: {detail}")
             }
-            VaultError::Transport { kind: TransportKind::Timeout, detail } => {
+            VaultError::Transport {
+                kind: TransportKind::Timeout,
+                detail,
+            } => {
                 write!(f, "Vault did not answer in time: {detail}")
             }
-            VaultError::Transport { kind: TransportKind::Broken, detail } => {
+            VaultError::Transport {
+                kind: TransportKind::Broken,
+                detail,
+            } => {
                 write!(f, "the connection to Vault broke: {detail}")
             }
-            VaultError::Status { status, errors, location, .. } => {
+            VaultError::Status {
+                status,
+                errors,
+                location,
+                ..
+            } => {
                 write!(f, "Vault answered {status}")?;
                 if let Some(location) = location {
                     write!(f, " redirecting to {location} (redirects are not followed)")?;
@@ -123,7 +139,10 @@ pub(crate) fn from_reqwest(error: reqwest::Error) -> VaultError {
     } else {
         TransportKind::Broken
     };
-    VaultError::Transport { kind, detail: error_chain(&error.without_url()) }
+    VaultError::Transport {
+        kind,
+        detail: error_chain(&error.without_url()),
+    }
 }
 
 /// An error and its sources on one line; these describe sockets and TLS,

@@ -25,7 +25,10 @@ pub struct ClientPool {
 impl ClientPool {
     /// An empty pool.
     pub fn new(options: ClientOptions) -> Self {
-        Self { clients: Mutex::new(HashMap::new()), options }
+        Self {
+            clients: Mutex::new(HashMap::new()),
+            options,
+        }
     }
 
     /// The options every client gets.
@@ -36,7 +39,12 @@ impl ClientPool {
     /// A client for `connection`, built on first use.
     pub fn client(&self, connection: &Connection) -> Result<VaultClient, VaultError> {
         let key = (connection.address.clone(), connection.tls.clone());
-        let cached = self.clients.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let cached = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
         let http = match cached {
             Some(http) => http,
             None => {
@@ -48,8 +56,10 @@ impl ClientPool {
                 clients.entry(key).or_insert(http).clone()
             }
         };
-        let base = reqwest::Url::parse(connection.address.base_url())
-            .map_err(|e| VaultError::Config { detail: format!("bad Vault address: {e}") })?;
+        let base =
+            reqwest::Url::parse(connection.address.base_url()).map_err(|e| VaultError::Config {
+                detail: format!("bad Vault address: {e}"),
+            })?;
         Ok(VaultClient {
             http,
             base,
@@ -75,7 +85,10 @@ fn build_http(
     }
     let mut roots = Vec::new();
     if let Some(path) = &tls.ca_cert {
-        roots.extend(read_pem_certs(Path::new(path), "vaultCACertPath / VAULT_CACERT")?);
+        roots.extend(read_pem_certs(
+            Path::new(path),
+            "vaultCACertPath / VAULT_CACERT",
+        )?);
     }
     if let Some(dir) = &tls.ca_directory {
         roots.extend(read_ca_directory(Path::new(dir))?);
@@ -98,13 +111,17 @@ fn build_http(
         }
         (Some(_), None) | (None, Some(_)) => {
             return Err(VaultError::Config {
-                detail: "mutual TLS needs both a client certificate and a client key; only one is set".into(),
+                detail:
+                    "mutual TLS needs both a client certificate and a client key; only one is set"
+                        .into(),
             });
         }
         (None, None) => {}
     }
     if tls.server_name.is_some() {
-        tracing::warn!("vaultTLSServerName / VAULT_TLS_SERVER_NAME is not supported yet and is ignored");
+        tracing::warn!(
+            "vaultTLSServerName / VAULT_TLS_SERVER_NAME is not supported yet and is ignored"
+        );
     }
     if tls.skip_verify {
         tracing::warn!(vault = %address, "TLS verification of Vault's certificate is OFF (vaultSkipTLSVerify / VAULT_SKIP_VERIFY)");
@@ -118,7 +135,10 @@ fn build_http(
 /// Reads a file for TLS setup; the error names the file, never its contents.
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, VaultError> {
     std::fs::read(path).map_err(|e| VaultError::Config {
-        detail: format!("cannot read the {what} {} on the provider's filesystem: {e}", path.display()),
+        detail: format!(
+            "cannot read the {what} {} on the provider's filesystem: {e}",
+            path.display()
+        ),
     })
 }
 
@@ -126,7 +146,10 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, VaultError> {
 fn read_pem_certs(path: &Path, what: &str) -> Result<Vec<reqwest::Certificate>, VaultError> {
     let pem = read_file(path, what)?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| VaultError::Config {
-        detail: format!("{} ({what}) is not a PEM certificate bundle: {e}", path.display()),
+        detail: format!(
+            "{} ({what}) is not a PEM certificate bundle: {e}",
+            path.display()
+        ),
     })?;
     if certs.is_empty() {
         return Err(VaultError::Config {
@@ -139,7 +162,10 @@ fn read_pem_certs(path: &Path, what: &str) -> Result<Vec<reqwest::Certificate>, 
 /// Reads every certificate file of a CA directory (like Go's `VAULT_CAPATH`).
 fn read_ca_directory(dir: &Path) -> Result<Vec<reqwest::Certificate>, VaultError> {
     let entries = std::fs::read_dir(dir).map_err(|e| VaultError::Config {
-        detail: format!("cannot read the CA directory {} (vaultCADirectory / VAULT_CAPATH): {e}", dir.display()),
+        detail: format!(
+            "cannot read the CA directory {} (vaultCADirectory / VAULT_CAPATH): {e}",
+            dir.display()
+        ),
     })?;
     let mut certs = Vec::new();
     for entry in entries.flatten() {
@@ -150,7 +176,10 @@ fn read_ca_directory(dir: &Path) -> Result<Vec<reqwest::Certificate>, VaultError
     }
     if certs.is_empty() {
         return Err(VaultError::Config {
-            detail: format!("the CA directory {} holds no PEM certificate", dir.display()),
+            detail: format!(
+                "the CA directory {} holds no PEM certificate",
+                dir.display()
+            ),
         });
     }
     Ok(certs)

@@ -54,12 +54,24 @@ static ENV: OnceCell<Env> = OnceCell::const_new();
 /// JWT auth at `jwt/`, both trusting [`Env::signer`].
 pub async fn env() -> &'static Env {
     ENV.get_or_init(|| async {
-        let bao = DevServer::start().await.expect("start OpenBao (run scripts/install-openbao.sh)");
+        let bao = DevServer::start()
+            .await
+            .expect("start OpenBao (run scripts/install-openbao.sh)");
         let signer = TokenSigner::new().expect("signer");
-        let review = TokenReviewServer::start(&signer).await.expect("TokenReview server");
-        token_review::configure_kubernetes_auth(&bao, "kubernetes", &review, None).await.expect("k8s auth");
-        token_review::configure_jwt_auth(&bao, "jwt", &signer, None).await.expect("jwt auth");
-        Env { bao, signer, review }
+        let review = TokenReviewServer::start(&signer)
+            .await
+            .expect("TokenReview server");
+        token_review::configure_kubernetes_auth(&bao, "kubernetes", &review, None)
+            .await
+            .expect("k8s auth");
+        token_review::configure_jwt_auth(&bao, "jwt", &signer, None)
+            .await
+            .expect("jwt auth");
+        Env {
+            bao,
+            signer,
+            review,
+        }
     })
     .await
 }
@@ -75,12 +87,24 @@ impl Env {
 
     /// Writes a KV v2 secret at `secret/data/<path>`.
     pub async fn kv2_put(&self, path: &str, data: Value) {
-        self.api(reqwest::Method::POST, &format!("secret/data/{path}"), Some(json!({ "data": data }))).await;
+        self.api(
+            reqwest::Method::POST,
+            &format!("secret/data/{path}"),
+            Some(json!({ "data": data })),
+        )
+        .await;
     }
 
     /// A policy granting `capabilities` on each path, and a Kubernetes auth
     /// role `role` bound to `sa` in `ns` with that policy.
-    pub async fn k8s_role(&self, role: &str, sa: &str, ns: &str, paths: &[(&str, &str)], ttl: Duration) {
+    pub async fn k8s_role(
+        &self,
+        role: &str,
+        sa: &str,
+        ns: &str,
+        paths: &[(&str, &str)],
+        ttl: Duration,
+    ) {
         self.policy(role, paths).await;
         token_review::kubernetes_role(&self.bao, "kubernetes", role, &[sa], &[ns], &[role], ttl)
             .await

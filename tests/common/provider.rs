@@ -50,7 +50,11 @@ impl Provider {
 
     async fn spawn(dir: Arc<TempDir>, args: Vec<String>, env: &[(&str, &str)]) -> Provider {
         let socket = dir.path().join("vault.sock");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let health = format!("127.0.0.1:{port}");
         let n = std::fs::read_dir(dir.path()).unwrap().count();
         let log = dir.path().join(format!("provider-{n}.log"));
@@ -58,7 +62,10 @@ impl Provider {
         command
             .arg(format!("-endpoint={}", socket.display()))
             .arg(format!("-health-addr={health}"))
-            .arg(format!("--hmac-key-file={}", dir.path().join("hmac.key").display()))
+            .arg(format!(
+                "--hmac-key-file={}",
+                dir.path().join("hmac.key").display()
+            ))
             .args(&args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -72,7 +79,14 @@ impl Provider {
             command.env(k, v);
         }
         let child = command.spawn().expect("spawn vault-csi");
-        let mut provider = Provider { child: Some(child), dir, socket, health, log, args };
+        let mut provider = Provider {
+            child: Some(child),
+            dir,
+            socket,
+            health,
+            log,
+            args,
+        };
         provider.wait_ready().await;
         provider
     }
@@ -91,7 +105,11 @@ impl Provider {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "vault-csi not ready in 20 s:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "vault-csi not ready in 20 s:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -103,7 +121,11 @@ impl Provider {
 
     /// One Mount call on a new connection.
     pub async fn mount(&self, request: MountRequest) -> Result<MountResponse, tonic::Status> {
-        self.client().await.mount(request).await.map(|r| r.into_inner())
+        self.client()
+            .await
+            .mount(request)
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// Everything the process has logged so far.
@@ -123,7 +145,10 @@ impl Provider {
 
     /// Sends SIGTERM.
     pub fn send_sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -136,7 +161,10 @@ impl Provider {
                 self.child = None;
                 return status;
             }
-            assert!(Instant::now() < deadline, "vault-csi did not exit in {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "vault-csi did not exit in {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -65,7 +65,11 @@ impl MountBuilder {
         attributes.insert("vaultAddress".into(), json!(vault_addr));
         attributes.insert("roleName".into(), json!(role));
         attributes.insert("objects".into(), json!(objects));
-        MountBuilder { attributes, secrets: Value::Null, permission: "420".into() }
+        MountBuilder {
+            attributes,
+            secrets: Value::Null,
+            permission: "420".into(),
+        }
     }
 
     /// Sets an SPC parameter or attribute.
@@ -90,7 +94,8 @@ impl MountBuilder {
     pub fn pod_with_token(self, pod: &TestPod, audience: &str, token: &str) -> Self {
         let expiry = SystemTime::now() + Duration::from_secs(3600);
         let tokens = tokens_attribute(&[(audience, token, expiry)]);
-        self.pod_info(pod).param("csi.storage.k8s.io/serviceAccount.tokens", &tokens)
+        self.pod_info(pod)
+            .param("csi.storage.k8s.io/serviceAccount.tokens", &tokens)
     }
 
     /// Adds only the pod's kubelet attributes (no token).
@@ -98,7 +103,10 @@ impl MountBuilder {
         self.param("csi.storage.k8s.io/pod.name", &pod.name)
             .param("csi.storage.k8s.io/pod.namespace", &pod.namespace)
             .param("csi.storage.k8s.io/pod.uid", &pod.uid)
-            .param("csi.storage.k8s.io/serviceAccount.name", &pod.service_account)
+            .param(
+                "csi.storage.k8s.io/serviceAccount.name",
+                &pod.service_account,
+            )
             .param("csi.storage.k8s.io/ephemeral", "true")
     }
 
@@ -132,11 +140,21 @@ pub fn file<'a>(response: &'a vault_csi::proto::MountResponse, path: &str) -> &'
         .files
         .iter()
         .find(|f| f.path == path)
-        .unwrap_or_else(|| panic!("no file {path} in {:?}", response.files.iter().map(|f| &f.path).collect::<Vec<_>>()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no file {path} in {:?}",
+                response.files.iter().map(|f| &f.path).collect::<Vec<_>>()
+            )
+        });
     std::str::from_utf8(&file.contents).expect("utf-8 file")
 }
 
 /// The version of object `id` in a response.
 pub fn version<'a>(response: &'a vault_csi::proto::MountResponse, id: &str) -> &'a str {
-    &response.object_version.iter().find(|v| v.id == id).expect("version").version
+    &response
+        .object_version
+        .iter()
+        .find(|v| v.id == id)
+        .expect("version")
+        .version
 }
