@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod provider;
+pub mod proxy;
 pub mod requests;
 
 use std::future::Future;
