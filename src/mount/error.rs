@@ -125,7 +125,15 @@ fn login_hint(message: &str, cfg: &MountConfig) -> String {
         "the token's issuer must match the auth method's issuer / bound_issuer setting (the cluster's \
          service-account issuer)"
             .to_string()
-    } else if m.contains("role") && (m.contains("not found") || m.contains("invalid role")) {
+    } else if m.contains("token is expired") || m.contains("exp) claim") {
+        "the pod's service-account token has expired; kubelet refreshes projected tokens, so check the \
+         node's clock and the CSIDriver's tokenRequests expirationSeconds"
+            .to_string()
+    } else if m.contains("role")
+        && (m.contains("not found")
+            || m.contains("could not be found")
+            || m.contains("invalid role"))
+    {
         format!(
             "create role {:?} at auth/{} or fix roleName",
             cfg.auth.role, cfg.auth.mount
