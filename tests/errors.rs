@@ -153,41 +153,40 @@ fn missing_things_are_not_found_with_hints() {
         let env = setup().await;
         let provider = Provider::start(&[]).await;
         let pod = TestPod::new("errors-ns", "app");
-        expect_error(
-            &provider,
-            request(env, &pod, &kv("secret/data/errors/nope", "k")),
-            Code::NotFound,
-            &[
+        let cases: [(&str, &str, &[&str]); 4] = [
+            (
                 "secret/data/errors/nope",
-                "404",
-                "test-spc",
-                "object \"out\"",
-            ],
-        )
-        .await;
-        // KV v2 read without data/: OpenBao's warning makes the hint precise.
-        expect_error(
-            &provider,
-            request(env, &pod, &kv("secret/errors/app", "password")),
-            Code::NotFound,
-            &["KV version 2", "secretPath: secret/data/errors/app"],
-        )
-        .await;
-        // A missing key names the key and the keys that exist, never their values.
-        expect_error(
-            &provider,
-            request(env, &pod, &kv("secret/data/errors/app", "passwd")),
-            Code::NotFound,
-            &["key \"passwd\" does not exist", "password"],
-        )
-        .await;
-        expect_error(
-            &provider,
-            request(env, &pod, &kv("nomount/x", "k")),
-            Code::NotFound,
-            &["nomount/x"],
-        )
-        .await;
+                "k",
+                &[
+                    "secret/data/errors/nope",
+                    "404",
+                    "test-spc",
+                    "object \"out\"",
+                ],
+            ),
+            // KV v2 read without data/: OpenBao's warning makes the hint precise.
+            (
+                "secret/errors/app",
+                "password",
+                &["KV version 2", "secretPath: secret/data/errors/app"],
+            ),
+            // A missing key names the key and the keys that exist, never their values.
+            (
+                "secret/data/errors/app",
+                "passwd",
+                &["key \"passwd\" does not exist", "password"],
+            ),
+            ("nomount/x", "k", &["nomount/x", "404"]),
+        ];
+        for (path, key, fragments) in cases {
+            expect_error(
+                &provider,
+                request(env, &pod, &kv(path, key)),
+                Code::NotFound,
+                fragments,
+            )
+            .await;
+        }
     });
 }
 

@@ -48,7 +48,9 @@ const WATCHDOG: &str = r#"exec 3<&0
 "$@" </dev/null 3<&- & pid=$!
 ( read -r _ <&3; kill "$pid" 2>/dev/null ) &
 exec 3<&-
-wait "$pid""#;
+wait "$pid"; status=$?
+case "$BAO_WATCHDOG_DIR" in */vault-csi-bao-*) rm -rf "$BAO_WATCHDOG_DIR" ;; esac
+exit $status"#;
 
 /// Why one launch attempt failed: a port clash is retried, anything else is not.
 enum LaunchError {
@@ -412,6 +414,9 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
         .arg("-dev-no-store-token")
         .arg(format!("-config={}", config.display()))
         .current_dir(dir.path())
+        // The watchdog also removes the temp dir once bao has stopped, for
+        // the shared per-binary servers that are never dropped.
+        .env("BAO_WATCHDOG_DIR", dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
