@@ -34,8 +34,11 @@ FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 
 # Only what the build reads; .dockerignore keeps the context to these too.
+# examples/ is compiled in: the `demo` subcommand embeds its
+# SecretProviderClass with include_str!.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
+COPY examples ./examples
 COPY src ./src
 
 # --locked: build exactly the dependency versions in Cargo.lock, and fail

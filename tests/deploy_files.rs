@@ -324,14 +324,10 @@ fn dockerfile_builds_and_runs_the_binary() {
     assert_eq!(settings.endpoint, Path::new(SOCKET));
 }
 
-#[test]
-fn dockerignore_lets_the_build_inputs_through() {
-    let ignore = read(".dockerignore");
-    let allowed: Vec<&str> = ignore
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix('!'))
-        .map(|p| p.trim_end_matches('/'))
-        .collect();
+/// The sources of the builder stage's `COPY` instructions (from the build
+/// context, not from another stage).
+fn context_copies() -> Vec<String> {
+    let mut sources = Vec::new();
     for instruction in dockerfile_instructions() {
         let Some(rest) = instruction.strip_prefix("COPY ") else {
             continue;
@@ -341,12 +337,80 @@ fn dockerignore_lets_the_build_inputs_through() {
         }
         let mut words: Vec<&str> = rest.split_whitespace().collect();
         words.pop(); // the destination
-        for source in words {
-            assert!(
-                allowed.contains(&source.trim_end_matches('/')),
-                "COPY {source} is excluded by .dockerignore (allowed: {allowed:?})"
-            );
-            assert!(root().join(source).exists(), "COPY {source}: no such file");
+        sources.extend(words.iter().map(|w| w.trim_end_matches('/').to_string()));
+    }
+    sources
+}
+
+#[test]
+fn dockerignore_lets_the_build_inputs_through() {
+    let ignore = read(".dockerignore");
+    let allowed: Vec<&str> = ignore
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .map(|p| p.trim_end_matches('/'))
+        .collect();
+    let sources = context_copies();
+    assert!(!sources.is_empty(), "the Dockerfile copies nothing");
+    for source in &sources {
+        assert!(
+            allowed.contains(&source.as_str()),
+            "COPY {source} is excluded by .dockerignore (allowed: {allowed:?})"
+        );
+        assert!(root().join(source).exists(), "COPY {source}: no such file");
+    }
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn files_compiled_into_the_binary_are_copied_into_the_image() {
+    // include_str!/include_bytes! reach outside src/ (the demo embeds
+    // examples/); the image build fails unless those files are copied too.
+    let sources = context_copies();
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a readable source file");
+        for macro_call in ["include_str!(\"", "include_bytes!(\""] {
+            for (at, _) in text.match_indices(macro_call) {
+                let literal = &text[at + macro_call.len()..];
+                let literal = &literal[..literal.find('"').expect("a closing quote")];
+                let mut resolved = std::path::PathBuf::new();
+                for part in file.parent().expect("a parent").join(literal).components() {
+                    match part {
+                        std::path::Component::ParentDir => {
+                            resolved.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        other => resolved.push(other),
+                    }
+                }
+                let relative = resolved.strip_prefix(root()).unwrap_or_else(|_| {
+                    panic!("{literal} in {} is outside the crate", file.display())
+                });
+                let top = relative
+                    .components()
+                    .next()
+                    .and_then(|c| c.as_os_str().to_str())
+                    .expect("a relative path");
+                assert!(
+                    sources.iter().any(|s| s == top),
+                    "{} embeds {}, but the Dockerfile copies only {sources:?}",
+                    file.display(),
+                    relative.display()
+                );
+            }
         }
     }
 }
