@@ -451,3 +451,56 @@ fn no_secret_or_token_reaches_messages_or_logs() {
         }
     });
 }
+
+#[test]
+fn a_rate_limited_read_is_unavailable() {
+    run(async {
+        let env = setup().await;
+        env.api(
+            Method::POST,
+            "sys/mounts/errors-rl",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
+        env.api(
+            Method::POST,
+            "errors-rl/data/app",
+            Some(json!({"data": {"k": "v"}})),
+        )
+        .await;
+        env.k8s_role(
+            "errors-rl",
+            "app",
+            "errors-ns",
+            &[("errors-rl/data/*", "\"read\"")],
+            Duration::from_secs(600),
+        )
+        .await;
+        // A real OpenBao quota: one request a minute on this mount, so the second read gets 429.
+        env.api(
+            Method::POST,
+            "sys/quotas/rate-limit/errors-rl",
+            Some(json!({"path": "errors-rl/", "rate": 1, "interval": "60s"})),
+        )
+        .await;
+        let provider = Provider::start_with_env(&[], &[("VAULT_MAX_RETRIES", "0")]).await;
+        let pod = TestPod::new("errors-ns", "app");
+        let builder = MountBuilder::new(
+            env.bao.addr(),
+            "errors-rl",
+            &kv("errors-rl/data/app", "k"),
+        )
+        .pod(&pod, &env.signer, "vault");
+        provider
+            .mount(builder.build())
+            .await
+            .expect("the first read is within the quota");
+        expect_error(
+            &provider,
+            builder,
+            Code::Unavailable,
+            &["rate-limiting", "429"],
+        )
+        .await;
+    });
+}

@@ -298,3 +298,56 @@ fn pki_certificate_and_key_come_from_one_put() {
         assert_eq!(entry["request"]["data"]["common_name"], "app.example.com");
     });
 }
+
+#[test]
+fn mounts_through_an_openbao_proxy_on_a_unix_socket() {
+    run(async {
+        let env = env().await;
+        env.kv2_put("mount-agent/app", json!({"token": "via-agent"}))
+            .await;
+        setup_role(
+            "mount-agent",
+            "team-d",
+            "app",
+            &[("secret/data/mount-agent/*", "\"read\"")],
+        )
+        .await;
+        // Like Vault Agent with require_request_header: requests without
+        // X-Vault-Request are refused, so success also proves the header.
+        let proxy = vault_csi::demo::proxy::BaoProxy::start(env.bao.addr(), true)
+            .await
+            .unwrap();
+        let agent = format!("unix://{}", proxy.socket().display());
+        let objects =
+            "- objectName: token\n  secretPath: secret/data/mount-agent/app\n  secretKey: token\n";
+
+        // vault-helm's setup: VAULT_ADDR points at the agent, SPCs name no address.
+        let provider = Provider::start_with_env(&[], &[("VAULT_ADDR", &agent)]).await;
+        let pod = TestPod::new("team-d", "app");
+        let request = MountBuilder::new("unused", "mount-agent", objects)
+            .without("vaultAddress")
+            .pod(&pod, &env.signer, "vault");
+        let response = provider
+            .mount(request.build())
+            .await
+            .expect("mount through the proxy");
+        assert_eq!(file(&response, "token"), "via-agent");
+        assert!(
+            proxy.log().contains("forwarding request"),
+            "{}",
+            proxy.log()
+        );
+
+        // The same through the SecretProviderClass's vaultAddress.
+        let other = Provider::start(&[]).await;
+        let request = MountBuilder::new(&agent, "mount-agent", objects).pod(
+            &TestPod::new("team-d", "app"),
+            &env.signer,
+            "vault",
+        );
+        assert_eq!(
+            file(&other.mount(request.build()).await.expect("mount"), "token"),
+            "via-agent"
+        );
+    });
+}

@@ -8,8 +8,10 @@
 //! behaviour rather than against our own idea of it.
 
 pub mod openbao;
+pub mod proxy;
 pub mod sa_token;
 pub mod token_review;
+mod watchdog;
 
 use std::time::Duration;
 

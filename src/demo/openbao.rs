@@ -3,15 +3,14 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
 
 use super::DemoError;
+use super::watchdog::Watched;
 
 /// How long `start` waits for the server to answer `sys/health`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,9 +28,8 @@ const ROOT_TOKEN: &str = "root";
 /// audit log inside a temp dir. Dropping the value kills and reaps the
 /// process and deletes the temp dir.
 pub struct DevServer {
-    /// Our end of the watchdog's pipe; closing it stops bao.
-    watchdog_pipe: Option<tokio::process::ChildStdin>,
-    child: Option<Child>,
+    /// The bao process, stopped when this value is dropped.
+    process: Watched,
     port: u16,
     addr: String,
     unseal_key: String,
@@ -41,16 +39,6 @@ pub struct DevServer {
     // Kept last: the directory must outlive the process writing into it.
     _dir: TempDir,
 }
-
-/// The watchdog: runs `"$@"` (bao) and stops it when stdin reaches EOF;
-/// exits with bao's status when bao exits by itself.
-const WATCHDOG: &str = r#"exec 3<&0
-"$@" </dev/null 3<&- & pid=$!
-( read -r _ <&3; kill "$pid" 2>/dev/null ) &
-exec 3<&-
-wait "$pid"; status=$?
-case "$BAO_WATCHDOG_DIR" in */vault-csi-bao-*) rm -rf "$BAO_WATCHDOG_DIR" ;; esac
-exit $status"#;
 
 /// Why one launch attempt failed: a port clash is retried, anything else is not.
 enum LaunchError {
@@ -90,7 +78,7 @@ impl DevServer {
 
     /// The server's process id (the `bao` entry point execs the real binary).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.process.id()
     }
 
     /// The root token (`root`).
@@ -295,25 +283,6 @@ impl DevServer {
     }
 }
 
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        // Closing the pipe makes the watchdog stop bao and exit.
-        drop(self.watchdog_pipe.take());
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // Reap it, so no bao (not even a zombie) outlives the test binary; bounded
-        // so a stuck kill cannot hang a Drop.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            match child.try_wait() {
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Ok(Some(_)) | Err(_) => break,
-            }
-        }
-    }
-}
-
 /// Accepts `sys/health`, `/sys/health` and `/v1/sys/health` alike.
 fn api_path(path: &str) -> &str {
     let p = path.trim_start_matches('/');
@@ -321,7 +290,7 @@ fn api_path(path: &str) -> &str {
 }
 
 /// `BAO_BIN`, else `.venv/bin/bao` under the current dir, else `bao` on PATH.
-fn find_bao() -> Result<PathBuf, DemoError> {
+pub(super) fn find_bao() -> Result<PathBuf, DemoError> {
     if let Some(bin) = std::env::var_os("BAO_BIN") {
         let bin = PathBuf::from(bin);
         return if is_executable(&bin) {
@@ -391,42 +360,16 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
         hcl_string(&audit_log.to_string_lossy())
     );
     std::fs::write(&config, hcl).map_err(|e| fatal(DemoError::io("write bao config", e)))?;
-    let log = std::fs::File::create(&server_log)
-        .map_err(|e| fatal(DemoError::io("create server log", e)))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| fatal(DemoError::io("clone server log handle", e)))?;
-
-    // bao runs under a tiny shell watchdog holding our end of a pipe: when
-    // this process exits for any reason (even a panic=abort or SIGKILL), the
-    // pipe closes and the watchdog stops bao, so no server outlives its test
-    // binary.  Dropping `DevServer` closes the pipe the same way.
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(WATCHDOG)
-        .arg("bao-watchdog")
-        .arg(bin)
-        .arg("server")
-        .arg("-dev")
-        .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
-        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+    let args = [
+        "server".to_string(),
+        "-dev".to_string(),
+        format!("-dev-root-token-id={ROOT_TOKEN}"),
+        format!("-dev-listen-address=127.0.0.1:{port}"),
         // Without this the dev server writes ~/.vault-token, outside the temp dir.
-        .arg("-dev-no-store-token")
-        .arg(format!("-config={}", config.display()))
-        .current_dir(dir.path())
-        // The watchdog also removes the temp dir once bao has stopped, for
-        // the shared per-binary servers that are never dropped.
-        .env("BAO_WATCHDOG_DIR", dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err))
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| {
-        fatal(DemoError::io(
-            format!("spawn {} server -dev", bin.display()),
-            e,
-        ))
-    })?;
+        "-dev-no-store-token".to_string(),
+        format!("-config={}", config.display()),
+    ];
+    let mut child = Watched::spawn(bin, &args, dir.path(), &server_log).map_err(fatal)?;
 
     let http = reqwest::Client::builder()
         // Loopback only: a proxy from the environment must not intercept it.
@@ -459,7 +402,7 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
                 });
             }
             Ok(None) => {}
-            Err(e) => return Err(fatal(DemoError::io("wait for bao", e))),
+            Err(e) => return Err(fatal(e)),
         }
         // The key is printed in the banner, just after the server starts answering.
         if unseal_key.is_none() {
@@ -470,10 +413,8 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
         if let Some(key) = &unseal_key
             && health_ok(&http, &addr).await
         {
-            let watchdog_pipe = child.stdin.take();
             return Ok(DevServer {
-                watchdog_pipe,
-                child: Some(child),
+                process: child,
                 port,
                 addr,
                 unseal_key: key.clone(),
@@ -484,7 +425,7 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
             });
         }
         if Instant::now() >= deadline {
-            let _ = child.kill().await;
+            drop(child);
             return Err(fatal(DemoError::Startup {
                 reason: format!("not ready after {STARTUP_TIMEOUT:?} at {addr}"),
                 log_tail: log_tail(&server_log),
