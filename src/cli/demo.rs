@@ -365,10 +365,13 @@ async fn rotate_password(bao: &DevServer) -> Result<(), String> {
 }
 
 /// The provider serving in a task of this process, on a socket in a temp
-/// dir. Dropping it aborts the task; the dir (socket, key) goes with it.
+/// dir. `stop` shuts it down gracefully; dropping it aborts the task; the
+/// dir (socket, key) goes with it.
 struct LocalProvider {
-    /// The server task; `serve` stops on signals only, so it is aborted.
+    /// The server task.
     task: JoinHandle<Result<(), String>>,
+    /// Sending (or dropping) this asks the server to shut down gracefully.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     /// The unix socket the "driver" dials.
     socket: PathBuf,
     /// Holds the socket and HMAC key; declared last so it outlives the task.
@@ -399,8 +402,13 @@ impl LocalProvider {
             // Port 0: any free port, so a running provider cannot clash.
             health_addr: "127.0.0.1:0".into(),
         };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stop_requested = async move {
+            let _ = stopped.await;
+        };
         let mut provider = Self {
-            task: tokio::spawn(crate::server::serve(options, mounter)),
+            task: tokio::spawn(crate::server::serve_until(options, mounter, stop_requested)),
+            stop: Some(stop),
             socket,
             _dir: dir,
         };
@@ -434,12 +442,16 @@ impl LocalProvider {
         }
     }
 
-    /// Stops the server task and waits until it is gone, so the socket's
-    /// removal with the temp dir cannot race a live listener.
+    /// Shuts the server down gracefully (it removes its socket) and waits
+    /// until it is gone; aborts it if that takes longer than a few seconds.
     async fn stop(&mut self) {
-        self.task.abort();
-        // The outcome is always "cancelled" (or a finished result): nothing to report.
-        let _ = (&mut self.task).await;
+        drop(self.stop.take());
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
     }
 }
 

@@ -59,9 +59,12 @@ pub fn init(settings: &LogSettings) {
         format!("warn,vault_csi={}", settings.level)
     };
     let filter = EnvFilter::new(directive);
+    // Colours only on a terminal: log collectors would store escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match settings.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

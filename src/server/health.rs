@@ -36,16 +36,20 @@ pub async fn bind(addr: &str) -> Result<TcpListener, String> {
     Err(format!("cannot listen on --health-addr {addr}: {last}"))
 }
 
-/// Serves the health endpoint until the process exits.
-pub async fn serve(listener: TcpListener, readiness: Readiness) {
+/// Serves the health endpoint until shutdown.
+pub async fn serve(listener: TcpListener, readiness: Readiness, shutdown: super::Shutdown) {
     let app = Router::new()
         .route("/health/ready", get(ready))
         .with_state(readiness);
-    if let Err(e) = axum::serve(listener, app).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.wait())
+        .await
+    {
         tracing::error!(error = %e, "the health endpoint stopped");
     }
 }
 
+/// `GET /health/ready`: 200 while serving, 503 before and during shutdown.
 async fn ready(State(readiness): State<Readiness>) -> StatusCode {
     if readiness.0.load(Ordering::SeqCst) {
         StatusCode::OK

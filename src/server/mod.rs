@@ -5,6 +5,7 @@ mod service;
 mod shutdown;
 mod socket;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,10 +30,20 @@ pub struct ServeOptions {
 /// finish (up to [`MAX_MOUNT_DURATION`]) and removes the socket if it is
 /// still ours.
 pub async fn serve(options: ServeOptions, mounter: Mounter) -> Result<(), String> {
-    let shutdown = Shutdown::install()?;
+    serve_until(options, mounter, std::future::pending()).await
+}
+
+/// Like [`serve`], and also shuts down gracefully when `stop` resolves (for
+/// an owner in the same process, such as the demo).
+pub async fn serve_until(
+    options: ServeOptions,
+    mounter: Mounter,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let shutdown = Shutdown::on_signal_or(stop)?;
     let health = health::bind(&options.health_addr).await?;
     let readiness = health::Readiness::default();
-    tokio::spawn(health::serve(health, readiness.clone()));
+    tokio::spawn(health::serve(health, readiness.clone(), shutdown.clone()));
 
     let (listener, socket) = ProviderSocket::bind(&options.endpoint)?;
     tracing::info!(

@@ -1,29 +1,34 @@
-//! Shutdown on SIGTERM or SIGINT.
+//! Shutdown: on SIGTERM or SIGINT, or when an owner's stop future resolves.
+
+use std::future::Future;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-/// Tells every part of the server that shutdown has begun.
+/// Tells every part of the server that shutdown has begun.  Cheap to clone.
 #[derive(Clone)]
 pub struct Shutdown {
     receiver: watch::Receiver<bool>,
 }
 
 impl Shutdown {
-    /// Installs the signal handlers and returns the shared signal.
-    pub fn install() -> Result<Shutdown, String> {
+    /// Begins shutdown on SIGTERM, SIGINT, or when `stop` resolves.
+    pub fn on_signal_or(
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Shutdown, String> {
         let (sender, receiver) = watch::channel(false);
         let mut term =
             signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
         let mut int =
             signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
         tokio::spawn(async move {
-            let name = tokio::select! {
+            let why = tokio::select! {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
+                () = stop => "stop requested",
             };
             tracing::info!(
-                signal = name,
+                reason = why,
                 "shutting down: no new connections, finishing in-flight mounts"
             );
             let _ = sender.send(true);
