@@ -3,7 +3,10 @@
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so tests can move time with `start_paused`.
+use tokio::time::Instant;
 
 use lru::LruCache;
 
@@ -21,6 +24,9 @@ pub struct TokenKey {
     pub auth: AuthConfig,
     /// The pod (from kubelet's attributes).
     pub pod: PodInfo,
+    /// SHA-256 of an AppRole or Vault-token credential, so a changed
+    /// credential never reuses the token of the old one.
+    pub credential: Option<[u8; 32]>,
 }
 
 /// A token handed to one request.
@@ -39,8 +45,40 @@ pub struct TokenHandle {
 /// A cached token and when to stop using it.
 struct CachedToken {
     token: Arc<SecretString>,
-    /// Past this, log in again; `None` for tokens that do not expire.
+    /// Past this (two thirds of the TTL), renew or log in again; `None` for
+    /// tokens that do not expire.
     refresh_at: Option<Instant>,
+    /// When Vault will stop accepting the token.
+    expires_at: Option<Instant>,
+    /// Whether `renew-self` may extend it.
+    renewable: bool,
+    /// The TTL the token was issued with, in seconds.
+    issued_ttl: u64,
+}
+
+impl CachedToken {
+    /// Caches a login (or renewal) answer received at `at`.
+    fn new(
+        token: Arc<SecretString>,
+        at: Instant,
+        ttl: u64,
+        renewable: bool,
+        issued_ttl: u64,
+    ) -> Self {
+        let lifetime = Duration::from_secs(ttl);
+        let (refresh_at, expires_at) = if ttl == 0 {
+            (None, None)
+        } else {
+            (Some(at + lifetime * 2 / 3), Some(at + lifetime))
+        };
+        CachedToken {
+            token,
+            refresh_at,
+            expires_at,
+            renewable,
+            issued_ttl,
+        }
+    }
 }
 
 /// State behind one slot's lock.
@@ -59,22 +97,52 @@ pub struct TokenSlot {
 }
 
 impl TokenSlot {
-    /// Returns the cached token, or logs in with `login` if there is none or
-    /// it is near expiry.
-    pub async fn get_or_login<E, F, Fut>(&self, login: F) -> Result<TokenHandle, E>
+    /// Returns the cached token.  Past two thirds of its TTL a renewable
+    /// token is renewed with `renew`; when that fails, when the token is not
+    /// renewable, or when renewal no longer grants a useful TTL (its max TTL
+    /// is near), `login` replaces it before it expires.
+    pub async fn get_or_login<E, F, Fut, R, RFut>(
+        &self,
+        login: F,
+        renew: R,
+    ) -> Result<TokenHandle, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<LoginResponse, E>>,
+        R: FnOnce(Arc<SecretString>) -> RFut,
+        RFut: Future<Output = Result<LoginResponse, E>>,
     {
         let mut state = self.state.lock().await;
-        if let Some(current) = &state.current
-            && current.refresh_at.is_none_or(|at| Instant::now() < at)
-        {
-            return Ok(TokenHandle {
-                token: current.token.clone(),
-                generation: state.generation,
-                fresh: false,
-            });
+        let now = Instant::now();
+        if let Some(current) = &state.current {
+            if current.refresh_at.is_none_or(|at| now < at) {
+                return Ok(TokenHandle {
+                    token: current.token.clone(),
+                    generation: state.generation,
+                    fresh: false,
+                });
+            }
+            if current.renewable && current.expires_at.is_some_and(|at| now < at) {
+                let (token, issued_ttl) = (current.token.clone(), current.issued_ttl);
+                // A renewal capped by the max TTL grants ever less; below a third
+                // of the original TTL a fresh login is the better token.
+                if let Ok(renewed) = renew(token.clone()).await
+                    && renewed.lease_duration.saturating_mul(3) >= issued_ttl
+                {
+                    state.current = Some(CachedToken::new(
+                        token.clone(),
+                        now,
+                        renewed.lease_duration,
+                        renewed.renewable,
+                        issued_ttl,
+                    ));
+                    return Ok(TokenHandle {
+                        token,
+                        generation: state.generation,
+                        fresh: false,
+                    });
+                }
+            }
         }
         Self::login_locked(&mut state, login).await
     }
@@ -110,15 +178,16 @@ impl TokenSlot {
     {
         let started = Instant::now();
         let response = login().await?;
-        // Use a token for two thirds of its TTL, then log in again.
-        let refresh_at = (response.lease_duration > 0)
-            .then(|| started + Duration::from_secs(response.lease_duration) * 2 / 3);
         let token = Arc::new(response.token);
         state.generation += 1;
-        state.current = Some(CachedToken {
-            token: token.clone(),
-            refresh_at,
-        });
+        let ttl = response.lease_duration;
+        state.current = Some(CachedToken::new(
+            token.clone(),
+            started,
+            ttl,
+            response.renewable,
+            ttl,
+        ));
         Ok(TokenHandle {
             token,
             generation: state.generation,
@@ -184,6 +253,51 @@ mod tests {
         }
     }
 
+    async fn no_renewal(_: Arc<SecretString>) -> Result<LoginResponse, ()> {
+        Err(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renews_past_two_thirds_and_logs_in_when_renewal_stops_paying() {
+        let slot = TokenSlot::default();
+        let first = slot
+            .get_or_login(|| async { Ok::<_, ()>(login_response(30)) }, no_renewal)
+            .await
+            .unwrap();
+        // Before two thirds of the TTL: the cached token, no renewal.
+        tokio::time::advance(Duration::from_secs(19)).await;
+        let cached = slot
+            .get_or_login(
+                || async { Err::<LoginResponse, ()>(()) },
+                |_| async { Err(()) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(cached.generation, first.generation);
+        // Past two thirds: renewed, same token and generation.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let renewed = slot
+            .get_or_login(
+                || async { Err::<LoginResponse, ()>(()) },
+                |_| async { Ok(login_response(30)) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(renewed.generation, first.generation);
+        assert!(!renewed.fresh);
+        // A renewal capped by the max TTL (5 s < 30 s / 3): a fresh login instead.
+        tokio::time::advance(Duration::from_secs(21)).await;
+        let relogged = slot
+            .get_or_login(
+                || async { Ok::<_, ()>(login_response(30)) },
+                |_| async { Ok(login_response(5)) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(relogged.generation, first.generation + 1);
+        assert!(relogged.fresh);
+    }
+
     #[tokio::test]
     async fn concurrent_first_mounts_share_one_login() {
         let slot = Arc::new(TokenSlot::default());
@@ -192,11 +306,14 @@ mod tests {
         for _ in 0..50 {
             let (slot, logins) = (slot.clone(), logins.clone());
             tasks.push(tokio::spawn(async move {
-                slot.get_or_login(|| async {
-                    logins.fetch_add(1, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                    Ok::<_, ()>(login_response(3600))
-                })
+                slot.get_or_login(
+                    || async {
+                        logins.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok::<_, ()>(login_response(3600))
+                    },
+                    no_renewal,
+                )
                 .await
                 .unwrap()
             }));
@@ -211,10 +328,13 @@ mod tests {
     async fn relogin_after_403_is_shared_and_marked_fresh() {
         let slot = TokenSlot::default();
         let first = slot
-            .get_or_login(|| async { Ok::<_, ()>(login_response(0)) })
+            .get_or_login(|| async { Ok::<_, ()>(login_response(0)) }, no_renewal)
             .await
             .unwrap();
-        let again = slot.get_or_login(|| async { Err(()) }).await.unwrap();
+        let again = slot
+            .get_or_login(|| async { Err(()) }, no_renewal)
+            .await
+            .unwrap();
         assert!(!again.fresh, "a cached token is not fresh");
         let renewed = slot
             .relogin(first.generation, || async {
@@ -245,11 +365,13 @@ mod tests {
                 mount: "kubernetes".into(),
                 role: "r".into(),
                 audience: "vault".into(),
+                mint_audiences: vec![],
             },
             pod: PodInfo {
                 uid: n.into(),
                 ..Default::default()
             },
+            credential: None,
         };
         let cache = TokenCache::new(2);
         let a = cache.slot(&key("a"));

@@ -395,6 +395,8 @@ impl LocalProvider {
             client: ClientOptions::default(),
             cache_size: 16,
             hmac,
+            // The demo's driver always passes a token.
+            minter: crate::k8s::TokenMinter::disabled(),
         });
         let socket = dir.path().join("provider.sock");
         let options = ServeOptions {

@@ -105,9 +105,6 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
             .or_else(|| env_any(&["VAULT_CLIENT_KEY"])),
         skip_verify: a.vault_tls_skip_verify.unwrap_or(env_skip),
     };
-    if tls.server_name.is_some() {
-        warnings.push("--vault-tls-server-name is accepted but not applied yet; certificates are verified against the address's host".into());
-    }
     if a.write_secrets.is_some() {
         warnings.push("--write-secrets was removed in HashiCorp's provider 1.0 and is ignored; the driver writes the files".into());
     }
@@ -225,6 +222,7 @@ pub async fn run_serve(settings: ServeSettings) -> Result<(), String> {
         client: settings.client,
         cache_size: settings.cache_size,
         hmac,
+        minter: crate::k8s::TokenMinter::from_environment().await,
     });
     crate::server::serve(
         ServeOptions {

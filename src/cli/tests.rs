@@ -92,7 +92,7 @@ fn every_hashicorp_flag_is_accepted() {
         s.defaults.tls.server_name.as_deref(),
         Some("vault.internal")
     );
-    assert!(s.warnings.iter().any(|w| w.contains("server-name")));
+    assert!(!s.warnings.iter().any(|w| w.contains("server-name")));
     assert!(s.warnings.iter().any(|w| w.contains("write-secrets")));
     assert!(matches!(parse(&["-version"], &[]).unwrap(), Command::PrintVersion(f) if f == "json"));
     assert!(

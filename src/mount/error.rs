@@ -3,7 +3,8 @@
 
 use tonic::Code;
 
-use crate::spc::{MountConfig, RequestKey, SpcError};
+use crate::k8s::MintError;
+use crate::spc::{AuthMethod, MountConfig, RequestKey, SpcError};
 use crate::vault::{TransportKind, VaultError};
 
 /// A failed Mount: a gRPC code and a message for `kubectl describe pod`.
@@ -42,30 +43,62 @@ impl From<MountError> for tonic::Status {
     }
 }
 
-/// The error for a missing service-account token.
-pub(crate) fn missing_token(cfg: &MountConfig) -> MountError {
-    MountError::new(
-        Code::FailedPrecondition,
-        format!(
-            "SecretProviderClass {}: the driver passed no service-account token for audience {:?}, \
-             so the provider cannot log in to Vault as pod {}/{}. Set tokenRequests on the CSIDriver \
-             secrets-store.csi.k8s.io (Helm chart of the driver: --set tokenRequests[0].audience={}), \
-             or set the SecretProviderClass parameter 'audience' to an audience it already requests",
-            cfg.spc, cfg.auth.audience, cfg.pod.namespace, cfg.pod.name, cfg.auth.audience
+/// The error for a pod token the provider could not mint.
+pub(crate) fn mint_error(cfg: &MountConfig, error: &MintError) -> MountError {
+    let pod = format!("{}/{}", cfg.pod.namespace, cfg.pod.name);
+    let sa = format!("{}/{}", cfg.pod.namespace, cfg.pod.service_account);
+    let tokens_hint = format!(
+        "set tokenRequests on the CSIDriver secrets-store.csi.k8s.io so the driver passes the pod's \
+         token (driver chart: --set tokenRequests[0].audience={}), or set the SecretProviderClass \
+         parameter 'audience' to an audience it already requests",
+        cfg.auth.audience
+    );
+    let (code, message) = match error {
+        MintError::NoKubernetes => (
+            Code::FailedPrecondition,
+            format!(
+                "the driver passed no service-account token for audience {:?}, and the provider has no \
+                 Kubernetes configuration to request one for pod {pod} itself. Hint: {tokens_hint}",
+                cfg.auth.audience
+            ),
         ),
-    )
+        MintError::Forbidden(said) => (
+            Code::FailedPrecondition,
+            format!(
+                "the driver passed no service-account token for audience {:?}, and the Kubernetes API \
+                 refused the provider's TokenRequest for service account {sa} ({said}). Hint: grant the \
+                 provider's service account a ClusterRole rule {{apiGroups: [\"\"], resources: \
+                 [\"serviceaccounts/token\"], verbs: [\"create\"]}}, or {tokens_hint} (then that \
+                 permission is not needed)",
+                cfg.auth.audience
+            ),
+        ),
+        MintError::Failed(why) => (
+            Code::Unavailable,
+            format!(
+                "could not request a service-account token for pod {pod} from the Kubernetes API: {why}"
+            ),
+        ),
+    };
+    MountError::new(code, format!("SecretProviderClass {}: {message}", cfg.spc))
 }
 
 /// The error for a failed login.
 pub(crate) fn login_error(cfg: &MountConfig, error: &VaultError) -> MountError {
-    let who = format!(
-        "role {:?} at auth/{} of {} as service account {}/{}",
-        cfg.auth.role,
-        cfg.auth.mount,
-        cfg.connection.address,
-        cfg.pod.namespace,
-        cfg.pod.service_account
-    );
+    let (mount, address) = (&cfg.auth.mount, &cfg.connection.address);
+    let who = match cfg.auth.method {
+        AuthMethod::Kubernetes | AuthMethod::Jwt => format!(
+            "role {:?} at auth/{mount} of {address} as service account {}/{}",
+            cfg.auth.role, cfg.pod.namespace, cfg.pod.service_account
+        ),
+        AuthMethod::AppRole => format!(
+            "AppRole at auth/{mount} of {address} (roleId and secretId from the volume's \
+             nodePublishSecretRef Secret)"
+        ),
+        AuthMethod::Token => format!(
+            "the Vault token from the volume's nodePublishSecretRef Secret (key token) at {address}"
+        ),
+    };
     let (code, what) = match error {
         VaultError::Status {
             status: 400 | 401 | 403,
@@ -124,6 +157,14 @@ fn login_hint(message: &str, cfg: &MountConfig) -> String {
     } else if m.contains("\"iss\"") || m.contains("issuer") {
         "the token's issuer must match the auth method's issuer / bound_issuer setting (the cluster's \
          service-account issuer)"
+            .to_string()
+    } else if cfg.auth.method == AuthMethod::AppRole {
+        "check roleId and secretId in the Secret; secret ids expire (secret_id_ttl) and may be \
+         limited in uses (secret_id_num_uses)"
+            .to_string()
+    } else if cfg.auth.method == AuthMethod::Token {
+        "the token is expired, revoked, or not valid in this Vault and namespace; put a valid \
+         token in the Secret"
             .to_string()
     } else if m.contains("token is expired") || m.contains("exp) claim") {
         "the pod's service-account token has expired; kubelet refreshes projected tokens, so check the \

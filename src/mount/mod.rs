@@ -16,10 +16,13 @@ pub use render::render;
 pub use version::object_version;
 
 use crate::cache::{TokenCache, TokenHandle, TokenKey, TokenSlot};
-use crate::k8s::HmacKeys;
+use crate::k8s::{HmacKeys, TokenMinter};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
-use crate::spc::{self, Defaults, MountConfig, RequestKey, ServiceAccountToken};
-use crate::vault::{ClientOptions, ClientPool, VaultClient, VaultError, VaultResponse};
+use crate::secret::SecretString;
+use crate::spc::{self, Credential, Defaults, MountConfig, RequestKey};
+use crate::vault::{
+    ClientOptions, ClientPool, LoginResponse, VaultClient, VaultError, VaultResponse,
+};
 
 /// How many distinct Vault requests of one Mount run at once.
 const FETCH_CONCURRENCY: usize = 8;
@@ -34,6 +37,8 @@ pub struct MounterSettings {
     pub cache_size: usize,
     /// Where object-version keys come from.
     pub hmac: HmacKeys,
+    /// Mints pod tokens when the driver passes none.
+    pub minter: TokenMinter,
 }
 
 /// Performs mounts; shared by every request the server handles.
@@ -46,6 +51,8 @@ pub struct Mounter {
     tokens: TokenCache,
     /// Object-version key.
     hmac: HmacKeys,
+    /// Mints pod tokens when the driver passes none.
+    minter: TokenMinter,
 }
 
 impl Mounter {
@@ -56,6 +63,7 @@ impl Mounter {
             pool: ClientPool::new(settings.client),
             tokens: TokenCache::new(settings.cache_size),
             hmac: settings.hmac,
+            minter: settings.minter,
         }
     }
 
@@ -115,10 +123,6 @@ impl Mounter {
         &self,
         cfg: &MountConfig,
     ) -> Result<HashMap<RequestKey, VaultResponse>, MountError> {
-        let jwt = cfg
-            .token
-            .as_ref()
-            .ok_or_else(|| error::missing_token(cfg))?;
         let client = self.pool.client(&cfg.connection).map_err(|e| {
             MountError::new(
                 Code::InvalidArgument,
@@ -129,8 +133,16 @@ impl Mounter {
             connection: cfg.connection.clone(),
             auth: cfg.auth.clone(),
             pod: cfg.pod.clone(),
+            credential: credential_digest(&cfg.credential),
         });
-        let handle = slot.get_or_login(|| login(&client, cfg, jwt)).await?;
+        let auth = Authenticator {
+            cfg,
+            client: &client,
+            minter: &self.minter,
+        };
+        let handle = slot
+            .get_or_login(|| auth.login(), |token| auth.renew(token))
+            .await?;
 
         let mut distinct: Vec<&RequestKey> = Vec::with_capacity(cfg.objects.len());
         for object in &cfg.objects {
@@ -142,7 +154,7 @@ impl Mounter {
             cfg,
             client: &client,
             slot: &slot,
-            jwt,
+            auth: &auth,
             handle: &handle,
         };
         // Futures are built eagerly (a Vec, not a lazy map) so the stream's
@@ -158,12 +170,67 @@ impl Mounter {
     }
 }
 
+/// Logs in with a mount's credential, and renews the tokens it got.
+struct Authenticator<'a> {
+    cfg: &'a MountConfig,
+    client: &'a VaultClient,
+    minter: &'a TokenMinter,
+}
+
+impl Authenticator<'_> {
+    /// Logs in with the mount's auth method.
+    async fn login(&self) -> Result<LoginResponse, MountError> {
+        let cfg = self.cfg;
+        let (mount, role) = (&cfg.auth.mount, &cfg.auth.role);
+        let result = match &cfg.credential {
+            Credential::ServiceAccount(sa) => self.client.login_jwt(mount, role, &sa.token).await,
+            Credential::SelfMint => {
+                let jwt = self
+                    .minter
+                    .mint(&cfg.pod, &cfg.auth.mint_audiences)
+                    .await
+                    .map_err(|e| error::mint_error(cfg, &e))?;
+                self.client.login_jwt(mount, role, &jwt).await
+            }
+            Credential::AppRole { role_id, secret_id } => {
+                self.client.login_approle(mount, role_id, secret_id).await
+            }
+            Credential::VaultToken(token) => self.client.lookup_self(token).await,
+        };
+        result.map_err(|e| error::login_error(cfg, &e))
+    }
+
+    /// Renews a token (`renew-self`).
+    async fn renew(&self, token: Arc<SecretString>) -> Result<LoginResponse, MountError> {
+        let renewed = self.client.renew_self(&token).await;
+        if let Err(e) = &renewed {
+            tracing::debug!(spc = %self.cfg.spc, error = %e, "token renewal failed; logging in again");
+        }
+        renewed.map_err(|e| error::login_error(self.cfg, &e))
+    }
+}
+
+/// SHA-256 of an AppRole or Vault-token credential.
+fn credential_digest(credential: &Credential) -> Option<[u8; 32]> {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    match credential {
+        Credential::AppRole { role_id, secret_id } => {
+            ctx.update(role_id.expose().as_bytes());
+            ctx.update(&[0]);
+            ctx.update(secret_id.expose().as_bytes());
+        }
+        Credential::VaultToken(token) => ctx.update(token.expose().as_bytes()),
+        Credential::ServiceAccount(_) | Credential::SelfMint => return None,
+    }
+    ctx.finish().as_ref().try_into().ok()
+}
+
 /// What every request of one Mount shares.
 struct FetchContext<'a> {
     cfg: &'a MountConfig,
     client: &'a VaultClient,
     slot: &'a Arc<TokenSlot>,
-    jwt: &'a ServiceAccountToken,
+    auth: &'a Authenticator<'a>,
     handle: &'a TokenHandle,
 }
 
@@ -179,9 +246,7 @@ impl FetchContext<'_> {
             Err(VaultError::Status { status: 403, .. }) if !self.handle.fresh => {
                 let renewed = self
                     .slot
-                    .relogin(self.handle.generation, || {
-                        login(self.client, self.cfg, self.jwt)
-                    })
+                    .relogin(self.handle.generation, || self.auth.login())
                     .await?;
                 self.client.request(&renewed.token, request).await
             }
@@ -208,16 +273,4 @@ impl FetchContext<'_> {
         };
         format!("{noun} {}", names.join(", "))
     }
-}
-
-/// Logs in as the pod with its service-account token.
-async fn login(
-    client: &VaultClient,
-    cfg: &MountConfig,
-    jwt: &ServiceAccountToken,
-) -> Result<crate::vault::LoginResponse, MountError> {
-    client
-        .login_jwt(&cfg.auth.mount, &cfg.auth.role, &jwt.token)
-        .await
-        .map_err(|e| error::login_error(cfg, &e))
 }

@@ -6,6 +6,7 @@
 //! other module sees a raw parameter map.
 
 mod address;
+mod credentials;
 mod error;
 mod gobool;
 mod objects;
@@ -84,13 +85,17 @@ pub struct Connection {
     pub tls: TlsConfig,
 }
 
-/// The Vault auth method used to log in as the pod.
+/// The Vault auth method (`vaultAuthMethod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMethod {
     /// Vault's Kubernetes auth method (TokenReview of the pod's token).
     Kubernetes,
     /// Vault's JWT auth method (signature check of the pod's token).
     Jwt,
+    /// AppRole: role id and secret id from the nodePublishSecretRef Secret.
+    AppRole,
+    /// A Vault token from the nodePublishSecretRef Secret.
+    Token,
 }
 
 impl AuthMethod {
@@ -99,8 +104,34 @@ impl AuthMethod {
         match self {
             AuthMethod::Kubernetes => "kubernetes",
             AuthMethod::Jwt => "jwt",
+            AuthMethod::AppRole => "approle",
+            AuthMethod::Token => "token",
         }
     }
+
+    /// Whether the method logs in with the pod's service-account token.
+    pub fn uses_pod_token(self) -> bool {
+        matches!(self, AuthMethod::Kubernetes | AuthMethod::Jwt)
+    }
+}
+
+/// What the mount authenticates with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// The pod's service-account token, passed by the driver.
+    ServiceAccount(ServiceAccountToken),
+    /// No token was passed: the provider requests one for the pod from the
+    /// Kubernetes TokenRequest API, as HashiCorp's provider does.
+    SelfMint,
+    /// AppRole credentials from the nodePublishSecretRef Secret.
+    AppRole {
+        /// The role id.
+        role_id: SecretString,
+        /// The secret id.
+        secret_id: SecretString,
+    },
+    /// A Vault token from the nodePublishSecretRef Secret.
+    VaultToken(SecretString),
 }
 
 /// How to log in to Vault for this mount.
@@ -110,10 +141,13 @@ pub struct AuthConfig {
     pub method: AuthMethod,
     /// Mount path of the auth method (`auth/<mount>/login`).
     pub mount: String,
-    /// Vault role to log in as (`roleName`).
+    /// Vault role to log in as (`roleName`); empty for AppRole and token auth.
     pub role: String,
     /// Audience of the service-account token to present.
     pub audience: String,
+    /// Audiences of a self-minted token: `[audience]` when the SPC sets
+    /// `audience`, else empty (the API server's default audiences).
+    pub mint_audiences: Vec<String>,
 }
 
 /// Everything one Mount needs, parsed and validated.
@@ -127,9 +161,8 @@ pub struct MountConfig {
     pub connection: Connection,
     /// How to authenticate.
     pub auth: AuthConfig,
-    /// The pod's service-account token for `auth.audience`, if the driver
-    /// passed one.
-    pub token: Option<ServiceAccountToken>,
+    /// What to authenticate with.
+    pub credential: Credential,
     /// The objects to fetch, in the order written.
     pub objects: Vec<ObjectSpec>,
     /// File mode for objects without `filePermission`.
@@ -158,18 +191,27 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
     };
     let pod = PodInfo::from_attributes(&attributes);
 
-    let role = get("roleName")
-        .ok_or_else(|| SpcError::new("missing 'roleName' in SecretProviderClass definition"))?
-        .to_string();
-
-    let method = match get("vaultAuthMethod") {
-        None => AuthMethod::Kubernetes,
-        Some(m) if m.eq_ignore_ascii_case("kubernetes") => AuthMethod::Kubernetes,
-        Some(m) if m.eq_ignore_ascii_case("jwt") => AuthMethod::Jwt,
+    let method = match get("vaultAuthMethod")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("kubernetes") => AuthMethod::Kubernetes,
+        Some("jwt") => AuthMethod::Jwt,
+        Some("approle") => AuthMethod::AppRole,
+        Some("token") => AuthMethod::Token,
         Some(other) => {
             return Err(SpcError::new(format!(
-                "vaultAuthMethod {other:?} is not supported; use \"kubernetes\" or \"jwt\""
+                "vaultAuthMethod {other:?} is not supported; use kubernetes, jwt, approle or token"
             )));
+        }
+    };
+    let role = match get("roleName") {
+        Some(role) => role.to_string(),
+        None if !method.uses_pod_token() => String::new(),
+        None => {
+            return Err(SpcError::new(
+                "missing 'roleName' in SecretProviderClass definition",
+            ));
         }
     };
     let mount = match (get("vaultAuthMountPath"), get("vaultKubernetesMountPath")) {
@@ -190,6 +232,9 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
         return Err(SpcError::new("the auth mount path is empty"));
     }
     let audience = get("audience").unwrap_or("vault").to_string();
+    let mint_audiences = get("audience")
+        .map(|a| vec![a.to_string()])
+        .unwrap_or_default();
 
     let address_text = get("vaultAddress").unwrap_or(&defaults.vault_address);
     let address = VaultAddress::parse(address_text)?;
@@ -205,7 +250,14 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
     })?;
     let objects = parse_objects(objects_yaml)?;
 
-    let token = pod::find_token(&secrets, &attributes, &audience)?;
+    let credential = match method {
+        AuthMethod::Kubernetes | AuthMethod::Jwt => {
+            pod::find_token(&secrets, &attributes, &audience)?
+                .map_or(Credential::SelfMint, Credential::ServiceAccount)
+        }
+        AuthMethod::AppRole => credentials::approle(&secrets)?,
+        AuthMethod::Token => credentials::vault_token(&secrets)?,
+    };
 
     Ok(MountConfig {
         spc,
@@ -220,8 +272,9 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
             mount,
             role,
             audience,
+            mint_audiences,
         },
-        token,
+        credential,
         objects,
         default_mode,
     })

@@ -44,7 +44,8 @@ fn parses_a_minimal_request_with_defaults() {
     assert_eq!(cfg.auth.audience, "vault");
     assert_eq!(cfg.connection.address.to_string(), "https://127.0.0.1:8200");
     assert_eq!(cfg.default_mode, 0o644);
-    assert!(cfg.token.is_none());
+    assert!(matches!(cfg.credential, Credential::SelfMint));
+    assert!(cfg.auth.mint_audiences.is_empty());
     assert_eq!(cfg.objects.len(), 1);
     assert_eq!(cfg.objects[0].request.path, "secret/data/db");
     assert_eq!(cfg.objects[0].secret_key.as_deref(), Some("password"));
@@ -167,18 +168,23 @@ fn finds_the_token_for_the_audience_in_secrets_first() {
     };
     let mut r = with(json!({ TOKENS_ATTRIBUTE: tokens("from-attributes") }));
     let cfg = parse(&r, &Defaults::default()).unwrap();
-    assert_eq!(cfg.token.unwrap().token.expose(), "from-attributes");
+    assert!(
+        matches!(&cfg.credential, Credential::ServiceAccount(t) if t.token.expose() == "from-attributes")
+    );
 
     r.secrets = json!({ TOKENS_ATTRIBUTE: tokens("from-secrets") }).to_string();
     let cfg = parse(&r, &Defaults::default()).unwrap();
-    assert_eq!(cfg.token.unwrap().token.expose(), "from-secrets");
+    assert!(
+        matches!(&cfg.credential, Credential::ServiceAccount(t) if t.token.expose() == "from-secrets")
+    );
 
     let cfg = parse(
         &with(json!({ TOKENS_ATTRIBUTE: tokens("x"), "audience": "other" })),
         &Defaults::default(),
     )
     .unwrap();
-    assert!(cfg.token.is_none());
+    assert!(matches!(cfg.credential, Credential::SelfMint));
+    assert_eq!(cfg.auth.mint_audiences, vec!["other".to_string()]);
 }
 
 #[test]
@@ -269,4 +275,43 @@ fn rejects_bad_object_fields() {
         let err = parse_objects(yaml).unwrap_err();
         assert!(err.message.contains(expected), "{yaml}: {}", err.message);
     }
+}
+
+#[test]
+fn approle_and_token_credentials_come_from_the_secrets() {
+    let mut r = with(json!({"vaultAuthMethod": "AppRole", "roleName": ""}));
+    r.secrets = json!({"roleId": "rid", "secretId": "sid"}).to_string();
+    let cfg = parse(&r, &Defaults::default()).unwrap();
+    assert_eq!(cfg.auth.method, AuthMethod::AppRole);
+    assert_eq!(cfg.auth.mount, "approle");
+    assert!(
+        matches!(&cfg.credential, Credential::AppRole { role_id, secret_id } if role_id.expose() == "rid" && secret_id.expose() == "sid")
+    );
+    r.secrets = json!({"role_id": "rid", "secret_id": "sid"}).to_string();
+    assert!(matches!(
+        parse(&r, &Defaults::default()).unwrap().credential,
+        Credential::AppRole { .. }
+    ));
+
+    r.secrets = json!({"role_id": "rid"}).to_string();
+    let err = parse(&r, &Defaults::default()).unwrap_err();
+    assert!(
+        err.missing_credential && err.message.contains("secretId (or secret_id)"),
+        "{}",
+        err.message
+    );
+    assert!(!err.message.contains("rid"));
+
+    let mut r = with(json!({"vaultAuthMethod": "token"}));
+    r.secrets = json!({"token": "s.abc"}).to_string();
+    let cfg = parse(&r, &Defaults::default()).unwrap();
+    assert_eq!(cfg.auth.mount, "token");
+    assert!(matches!(&cfg.credential, Credential::VaultToken(t) if t.expose() == "s.abc"));
+    r.secrets = "null".into();
+    let err = parse(&r, &Defaults::default()).unwrap_err();
+    assert!(
+        err.missing_credential && err.message.contains("key token"),
+        "{}",
+        err.message
+    );
 }

@@ -80,6 +80,27 @@ struct LoginEnvelope {
     auth: Option<AuthBlock>,
 }
 
+/// Parses a response carrying an `auth` block (login or renewal).
+fn parse_login(answer: &[u8]) -> Result<LoginResponse, VaultError> {
+    let envelope: LoginEnvelope = serde_json::from_slice(answer).map_err(|e| VaultError::Body {
+        detail: format!("the login response is not Vault JSON ({e})"),
+    })?;
+    let auth = envelope.auth.ok_or_else(|| VaultError::Body {
+        detail: "the login response has no auth block".into(),
+    })?;
+    if auth.client_token.is_empty() {
+        return Err(VaultError::Body {
+            detail: "the login response has an empty token".into(),
+        });
+    }
+    Ok(LoginResponse {
+        token: auth.client_token,
+        lease_duration: auth.lease_duration,
+        renewable: auth.renewable,
+        metadata: auth.metadata.unwrap_or_default(),
+    })
+}
+
 /// Vault's error body.
 #[derive(Deserialize, Default)]
 struct ErrorBody {
@@ -126,37 +147,103 @@ impl VaultClient {
             role: &'a str,
             jwt: &'a str,
         }
-        let body = Zeroizing::new(
-            serde_json::to_string(&Body {
+        self.login(
+            mount,
+            &Body {
                 role,
                 jwt: jwt.expose(),
-            })
-            .map_err(|e| VaultError::Body {
-                detail: e.to_string(),
-            })?,
-        );
+            },
+        )
+        .await
+    }
+
+    /// Logs in with AppRole: `POST auth/<mount>/login {role_id, secret_id}`.
+    pub async fn login_approle(
+        &self,
+        mount: &str,
+        role_id: &SecretString,
+        secret_id: &SecretString,
+    ) -> Result<LoginResponse, VaultError> {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            role_id: &'a str,
+            secret_id: &'a str,
+        }
+        self.login(
+            mount,
+            &Body {
+                role_id: role_id.expose(),
+                secret_id: secret_id.expose(),
+            },
+        )
+        .await
+    }
+
+    /// Checks a given Vault token (`auth/token/lookup-self`) and returns it
+    /// with its remaining TTL, so an expired or revoked token fails clearly.
+    pub async fn lookup_self(&self, token: &SecretString) -> Result<LoginResponse, VaultError> {
+        #[derive(Deserialize)]
+        struct Data {
+            #[serde(default)]
+            ttl: u64,
+            #[serde(default)]
+            renewable: bool,
+        }
+        #[derive(Deserialize)]
+        struct Envelope {
+            data: Option<Data>,
+        }
+        let answer = self
+            .send(
+                Method::Get,
+                "auth/token/lookup-self",
+                &[],
+                None,
+                Some(token),
+            )
+            .await?;
+        let envelope: Envelope = serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
+            detail: format!("the token lookup response is not Vault JSON ({e})"),
+        })?;
+        let data = envelope.data.ok_or_else(|| VaultError::Body {
+            detail: "the token lookup returned no data".into(),
+        })?;
+        Ok(LoginResponse {
+            token: token.clone(),
+            lease_duration: data.ttl,
+            renewable: data.renewable,
+            metadata: HashMap::new(),
+        })
+    }
+
+    /// Renews a token (`auth/token/renew-self`); returns its new TTL.
+    pub async fn renew_self(&self, token: &SecretString) -> Result<LoginResponse, VaultError> {
+        let answer = self
+            .send(
+                Method::Post,
+                "auth/token/renew-self",
+                &[],
+                Some("{}"),
+                Some(token),
+            )
+            .await?;
+        parse_login(&answer)
+    }
+
+    /// `POST auth/<mount>/login` with `body`; parses the `auth` block.
+    async fn login(
+        &self,
+        mount: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<LoginResponse, VaultError> {
+        let body = Zeroizing::new(serde_json::to_string(body).map_err(|e| VaultError::Body {
+            detail: e.to_string(),
+        })?);
         let path = format!("auth/{mount}/login");
         let answer = self
             .send(Method::Post, &path, &[], Some(&body), None)
             .await?;
-        let envelope: LoginEnvelope =
-            serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
-                detail: format!("the login response is not Vault JSON ({e})"),
-            })?;
-        let auth = envelope.auth.ok_or_else(|| VaultError::Body {
-            detail: "the login response has no auth block".into(),
-        })?;
-        if auth.client_token.is_empty() {
-            return Err(VaultError::Body {
-                detail: "the login response has an empty token".into(),
-            });
-        }
-        Ok(LoginResponse {
-            token: auth.client_token,
-            lease_duration: auth.lease_duration,
-            renewable: auth.renewable,
-            metadata: auth.metadata.unwrap_or_default(),
-        })
+        parse_login(&answer)
     }
 
     /// Sends a request, retrying what is safe to retry, and returns the body
