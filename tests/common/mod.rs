@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod kube_api;
 pub mod provider;
 pub mod proxy;
 pub mod requests;
@@ -24,6 +25,10 @@ use vault_csi::demo::token_review::{self, TokenReviewServer};
 
 pub use provider::Provider;
 pub use requests::{MountBuilder, TestPod};
+
+/// Held by tests that depend on TTLs or seal the server, so they run one at
+/// a time even though the test harness runs tests in parallel.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The runtime every test of a binary runs on.
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -75,6 +80,17 @@ pub async fn env() -> &'static Env {
         }
     })
     .await
+}
+
+/// The shared environment once it exists (for sync helpers in tests that
+/// already awaited [`env`]).
+pub fn env_now() -> &'static Env {
+    ENV.get().expect("call common::env().await first")
+}
+
+/// The shared OpenBao's address (after [`env`] was awaited).
+pub fn bao_addr() -> &'static str {
+    env_now().bao.addr()
 }
 
 impl Env {
