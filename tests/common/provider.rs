@@ -26,6 +26,10 @@ pub struct Provider {
     log: PathBuf,
     /// Arguments used, for restarts.
     args: Vec<String>,
+    /// Extra environment used, for restarts.
+    env: Vec<(String, String)>,
+    /// Whether `--hmac-key-file` is passed, for restarts.
+    key_file: bool,
 }
 
 impl Provider {
@@ -37,18 +41,40 @@ impl Provider {
 
     /// Like [`Provider::start`], with extra environment variables.
     pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Provider {
+        Self::start_opts(args, env, true).await
+    }
+
+    /// Like [`Provider::start_with_env`]; without `with_key_file` no
+    /// `--hmac-key-file` is passed, so the key comes from Kubernetes.
+    pub async fn start_opts(args: &[&str], env: &[(&str, &str)], with_key_file: bool) -> Provider {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         std::fs::write(dir.path().join("hmac.key"), [7u8; 32]).expect("key file");
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        Self::spawn(dir, args, env).await
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, args, env, with_key_file).await
     }
 
-    /// Starts a second process in the same folder (same socket path and key).
+    /// Starts a second process in the same folder (same socket path, key,
+    /// arguments and environment).
     pub async fn restart(&self) -> Provider {
-        Self::spawn(self.dir.clone(), self.args.clone(), &[]).await
+        Self::spawn(
+            self.dir.clone(),
+            self.args.clone(),
+            self.env.clone(),
+            self.key_file,
+        )
+        .await
     }
 
-    async fn spawn(dir: Arc<TempDir>, args: Vec<String>, env: &[(&str, &str)]) -> Provider {
+    async fn spawn(
+        dir: Arc<TempDir>,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        key_file: bool,
+    ) -> Provider {
         let socket = dir.path().join("vault.sock");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -62,20 +88,22 @@ impl Provider {
         command
             .arg(format!("-endpoint={}", socket.display()))
             .arg(format!("-health-addr={health}"))
-            .arg(format!(
-                "--hmac-key-file={}",
-                dir.path().join("hmac.key").display()
-            ))
             .args(&args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(File::create(&log).unwrap())
             .stderr(File::options().append(true).open(&log).unwrap());
+        if key_file {
+            command.arg(format!(
+                "--hmac-key-file={}",
+                dir.path().join("hmac.key").display()
+            ));
+        }
         if !args.iter().any(|a| a.contains("log-level")) {
             command.arg("--log-level=debug");
         }
-        for (k, v) in env {
+        for (k, v) in &env {
             command.env(k, v);
         }
         let child = command.spawn().expect("spawn vault-csi");
@@ -86,6 +114,8 @@ impl Provider {
             health,
             log,
             args,
+            env,
+            key_file,
         };
         provider.wait_ready().await;
         provider
