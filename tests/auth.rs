@@ -420,3 +420,101 @@ fn a_hundred_concurrent_mounts_share_logins_per_pod() {
         assert_eq!(logins(env, "auth-many"), base + 10, "one login per pod");
     });
 }
+
+#[test]
+fn without_a_driver_token_the_provider_mints_a_pod_bound_one() {
+    run(async {
+        let env = env().await;
+        env.kv2_put("auth-mint/app", json!({"value": "minted"}))
+            .await;
+        env.k8s_role(
+            "auth-mint",
+            "minted",
+            "mint-ns",
+            &[("secret/data/auth-mint/*", KV_READ)],
+            Duration::from_secs(600),
+        )
+        .await;
+        let kube = common::kube_api::KubeApi::start().await;
+        kube.sign_tokens_with(env.signer.clone());
+        let kubeconfig = kube.kubeconfig();
+        let home = kube.empty_home();
+        let provider = Provider::start_opts(
+            &[],
+            &[
+                ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+                ("HOME", home.to_str().unwrap()),
+            ],
+            true,
+        )
+        .await;
+        let pod = TestPod::new("mint-ns", "minted");
+        let request = MountBuilder::new(env.bao.addr(), "auth-mint", &objects("auth-mint/app"))
+            .pod_info(&pod);
+        assert_eq!(
+            file(
+                &provider.mount(request.build()).await.expect("mount"),
+                "value"
+            ),
+            "minted"
+        );
+        provider.mount(request.build()).await.expect("second mount");
+
+        let path = "/api/v1/namespaces/mint-ns/serviceaccounts/minted/token";
+        let minted: Vec<_> = kube
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect();
+        assert_eq!(
+            minted.len(),
+            1,
+            "one token, minted only when a login was needed"
+        );
+        let spec = &minted[0].body.as_ref().unwrap()["spec"];
+        assert_eq!(spec["expirationSeconds"], 900);
+        assert_eq!(spec["boundObjectRef"]["kind"], "Pod");
+        assert_eq!(spec["boundObjectRef"]["name"], pod.name.as_str());
+        assert_eq!(spec["boundObjectRef"]["uid"], pod.uid.as_str());
+        assert!(
+            spec["audiences"].as_array().is_none_or(|a| a.is_empty()),
+            "no audience parameter: the API server's default"
+        );
+
+        // With an explicit audience, the token is requested for it.
+        let other = TestPod::new("mint-ns", "minted");
+        let request = MountBuilder::new(env.bao.addr(), "auth-mint", &objects("auth-mint/app"))
+            .param("audience", "vault")
+            .pod_info(&other);
+        provider
+            .mount(request.build())
+            .await
+            .expect("mount with audience");
+        let last = kube
+            .requests()
+            .into_iter()
+            .rfind(|r| r.path == path)
+            .unwrap();
+        assert_eq!(last.body.unwrap()["spec"]["audiences"], json!(["vault"]));
+
+        // Without RBAC for serviceaccounts/token, the error names the rule.
+        kube.set_forbidden(true);
+        let denied = TestPod::new("mint-ns", "minted");
+        let request = MountBuilder::new(env.bao.addr(), "auth-mint", &objects("auth-mint/app"))
+            .pod_info(&denied);
+        let err = provider.mount(request.build()).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        for expected in [
+            "serviceaccounts/token",
+            "\"create\"",
+            "tokenRequests",
+            "mint-ns/minted",
+        ] {
+            assert!(
+                err.message().contains(expected),
+                "missing {expected:?} in {}",
+                err.message()
+            );
+        }
+    });
+}

@@ -66,6 +66,8 @@ struct Inner {
     races: BTreeMap<(String, String), Vec<u8>>,
     /// Source of uids and resourceVersions.
     counter: u64,
+    /// Signs TokenRequest answers, like the API server's service-account key.
+    signer: Option<vault_csi::demo::sa_token::TokenSigner>,
 }
 
 /// State shared by the handle and the server task.
@@ -122,12 +124,17 @@ impl KubeApi {
                 forbidden: false,
                 races: BTreeMap::new(),
                 counter: 0,
+                signer: None,
             }),
             seen,
         });
         let app = Router::new()
             .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret))
             .route("/api/v1/namespaces/{ns}/secrets", post(create_secret))
+            .route(
+                "/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token",
+                post(create_token),
+            )
             .fallback(other)
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -195,6 +202,12 @@ impl KubeApi {
             .lock()
             .races
             .insert((NAMESPACE.to_string(), name.to_string()), key.to_vec());
+    }
+
+    /// Answers TokenRequests with tokens signed by `signer` (until then,
+    /// TokenRequests get 404 like a cluster without the API).
+    pub fn sign_tokens_with(&self, signer: vault_csi::demo::sa_token::TokenSigner) {
+        self.shared.lock().signer = Some(signer);
     }
 
     /// Switches on or off answering 403 Forbidden to every request.
@@ -303,6 +316,78 @@ async fn create_secret(
     };
     shared.record(method, &uri, Some(posted), status);
     (status, axum::Json(answer)).into_response()
+}
+
+/// `POST /api/v1/namespaces/{ns}/serviceaccounts/{sa}/token`: a TokenRequest
+/// answered like the API server: the spec echoed, `status.token` a JWT for
+/// the service account bound to the pod in `boundObjectRef`.
+async fn create_token(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((ns, sa)): UrlPath<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let posted: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (status_code, answer) = {
+        let inner = shared.lock();
+        let denied = gate(&inner, &headers, &method, &ns, None, uri.path());
+        match (denied, &inner.signer) {
+            (Some((StatusCode::FORBIDDEN, _)), _) => status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "serviceaccounts \"{sa}\" is forbidden: User \"{USER}\" cannot create resource \"serviceaccounts/token\" in API group \"\" in the namespace \"{ns}\""
+                ),
+                Some(json!({"name": sa, "kind": "serviceaccounts"})),
+            ),
+            (Some(denied), _) => denied,
+            (None, None) => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            ),
+            (None, Some(signer)) => {
+                let spec = &posted["spec"];
+                let pod = &spec["boundObjectRef"];
+                let audience: Vec<String> = spec["audiences"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .filter(|a: &Vec<String>| !a.is_empty())
+                    // The API server's default audience is its issuer.
+                    .unwrap_or_else(|| vec![signer.issuer().to_string()]);
+                let seconds = spec["expirationSeconds"].as_u64().unwrap_or(3600);
+                let token = signer.sign(&vault_csi::demo::sa_token::PodTokenClaims {
+                    namespace: ns.clone(),
+                    service_account: sa.clone(),
+                    pod_name: pod["name"].as_str().unwrap_or_default().to_string(),
+                    pod_uid: pod["uid"].as_str().unwrap_or_default().to_string(),
+                    audience,
+                    ttl: Duration::from_secs(seconds),
+                });
+                let expiry =
+                    jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds as i64);
+                (
+                    StatusCode::CREATED,
+                    json!({
+                        "kind": "TokenRequest",
+                        "apiVersion": "authentication.k8s.io/v1",
+                        "metadata": {"name": sa, "namespace": ns, "creationTimestamp": jiff::Timestamp::now().to_string()},
+                        "spec": spec,
+                        "status": {"token": token, "expirationTimestamp": expiry.to_string()},
+                    }),
+                )
+            }
+        }
+    };
+    shared.record(method, &uri, Some(posted), status_code);
+    (status_code, axum::Json(answer)).into_response()
 }
 
 /// Any other request: the API server's 404 for an unknown resource.
