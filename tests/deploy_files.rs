@@ -221,6 +221,29 @@ fn rbac_grants_only_the_hmac_key_secret() {
     }
 }
 
+#[test]
+fn self_minting_rbac_is_optional_and_minimal() {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&read("deploy/rbac-self-mint.yaml"))
+        .unwrap_or_else(|e| panic!("deploy/rbac-self-mint.yaml is not YAML: {e}"));
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["ClusterRole", "ClusterRoleBinding"]);
+    let rules = docs[0]["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        strings(&rules[0]["resources"], "resources"),
+        ["serviceaccounts/token"]
+    );
+    assert_eq!(strings(&rules[0]["verbs"], "verbs"), ["create"]);
+    assert_eq!(docs[1]["subjects"][0]["name"], "vault-csi");
+    // Not installed by default: tokenRequests makes it unnecessary.
+    let kustomization: Value = serde_saphyr::from_str(&read("deploy/kustomization.yaml")).unwrap();
+    let resources = strings(&kustomization["resources"], "resources");
+    assert!(
+        !resources.iter().any(|r| r == "rbac-self-mint.yaml"),
+        "{resources:?}"
+    );
+}
+
 /// The Dockerfile's instructions, comments dropped and continuation lines
 /// joined.
 fn dockerfile_instructions() -> Vec<String> {
