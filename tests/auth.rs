@@ -518,3 +518,52 @@ fn without_a_driver_token_the_provider_mints_a_pod_bound_one() {
         }
     });
 }
+
+#[test]
+fn an_issuer_mismatch_is_explained() {
+    run(async {
+        let env = env().await;
+        // Kubernetes auth that validates the issuer against another cluster's.
+        env.api(
+            Method::POST,
+            "sys/auth/k8s-iss",
+            Some(json!({"type": "kubernetes"})),
+        )
+        .await;
+        env.api(
+            Method::POST,
+            "auth/k8s-iss/config",
+            Some(json!({
+                "kubernetes_host": env.review.url(),
+                "disable_local_ca_jwt": true,
+                "kubernetes_ca_cert": "unused: plain http",
+                "issuer": "https://other-cluster.example",
+                "disable_iss_validation": false,
+            })),
+        )
+        .await;
+        token_review::kubernetes_role(
+            &env.bao,
+            "k8s-iss",
+            "auth-iss",
+            &["app"],
+            &["iss-ns"],
+            &["default"],
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        let provider = Provider::start(&[]).await;
+        let pod = TestPod::new("iss-ns", "app");
+        let request = MountBuilder::new(env.bao.addr(), "auth-iss", &objects("x"))
+            .param("vaultAuthMountPath", "k8s-iss")
+            .pod(&pod, &env.signer, "vault");
+        let err = provider.mount(request.build()).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+        assert!(
+            err.message().contains("issuer must match"),
+            "{}",
+            err.message()
+        );
+    });
+}
