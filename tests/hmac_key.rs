@@ -302,8 +302,8 @@ async fn start_without_kube(home: &str) -> Provider {
 #[test]
 fn without_any_kubernetes_configuration_a_random_key_is_used() {
     run(async {
-        let home = tempfile::tempdir().unwrap();
-        let home = home.path().display().to_string();
+        let home_dir = tempfile::tempdir().unwrap();
+        let home = home_dir.path().display().to_string();
         let provider = start_without_kube(&home).await;
         let warning = wait_for_log(&provider, |l| {
             l["level"] == "WARN" && line_text(l).contains("no kubernetes configuration")
