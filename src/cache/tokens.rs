@@ -250,6 +250,7 @@ mod tests {
             lease_duration: ttl,
             renewable: true,
             metadata: HashMap::new(),
+            num_uses: 0,
         }
     }
 

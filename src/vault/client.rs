@@ -60,6 +60,8 @@ pub struct LoginResponse {
     pub renewable: bool,
     /// Auth metadata (Kubernetes auth: `service_account_name`, …).
     pub metadata: HashMap<String, String>,
+    /// How many requests the token may make; 0 means unlimited.
+    pub num_uses: u64,
 }
 
 /// The `auth` block of a login response.
@@ -72,6 +74,8 @@ struct AuthBlock {
     renewable: bool,
     #[serde(default)]
     metadata: Option<HashMap<String, String>>,
+    #[serde(default)]
+    num_uses: u64,
 }
 
 /// A login response envelope.
@@ -98,6 +102,7 @@ fn parse_login(answer: &[u8]) -> Result<LoginResponse, VaultError> {
         lease_duration: auth.lease_duration,
         renewable: auth.renewable,
         metadata: auth.metadata.unwrap_or_default(),
+        num_uses: auth.num_uses,
     })
 }
 
@@ -188,6 +193,8 @@ impl VaultClient {
             ttl: u64,
             #[serde(default)]
             renewable: bool,
+            #[serde(default)]
+            num_uses: u64,
         }
         #[derive(Deserialize)]
         struct Envelope {
@@ -213,6 +220,7 @@ impl VaultClient {
             lease_duration: data.ttl,
             renewable: data.renewable,
             metadata: HashMap::new(),
+            num_uses: data.num_uses,
         })
     }
 
