@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cli;
 pub mod demo;
 pub mod k8s;
+pub mod metrics;
 pub mod mount;
 pub mod secret;
 pub mod server;

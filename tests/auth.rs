@@ -46,7 +46,7 @@ fn objects(path: &str) -> String {
 }
 
 #[test]
-fn kubernetes_auth_logs_in_once_per_pod_and_reuses_the_token() {
+fn kubernetes_auth_shares_one_token_per_service_account_only_with_proof() {
     run(async {
         let env = env().await;
         env.kv2_put("auth-cache/app", json!({"value": "v1"})).await;
@@ -59,26 +59,164 @@ fn kubernetes_auth_logs_in_once_per_pod_and_reuses_the_token() {
         )
         .await;
         let provider = Provider::start(&[]).await;
-        let pod = TestPod::new("auth-ns", "app");
         let base = logins(env, "auth-cache");
-        let request = MountBuilder::new(env.bao.addr(), "auth-cache", &objects("auth-cache/app"))
-            .pod(&pod, &env.signer, "vault");
+        let mount = |pod: &TestPod, token: Option<String>| {
+            let builder =
+                MountBuilder::new(env.bao.addr(), "auth-cache", &objects("auth-cache/app"));
+            match token {
+                Some(token) => builder.pod_with_token(pod, "vault", &token),
+                None => builder.pod(pod, &env.signer, "vault"),
+            }
+            .build()
+        };
+        // Three mounts of one pod and one of a second replica: one login.
+        let (a, b) = (
+            TestPod::new("auth-ns", "app"),
+            TestPod::new("auth-ns", "app"),
+        );
         for _ in 0..3 {
-            let response = provider.mount(request.build()).await.expect("mount");
-            assert_eq!(file(&response, "value"), "v1");
+            assert_eq!(
+                file(
+                    &provider.mount(mount(&a, None)).await.expect("mount"),
+                    "value"
+                ),
+                "v1"
+            );
         }
+        provider.mount(mount(&b, None)).await.expect("mount");
         wait_logins(env, "auth-cache", base + 1).await;
         assert_eq!(
             logins(env, "auth-cache"),
             base + 1,
-            "three mounts of one pod, one login"
+            "one login for the service account"
         );
-        // Another pod of the same service account logs in for itself.
-        let other = TestPod::new("auth-ns", "app");
-        let request = MountBuilder::new(env.bao.addr(), "auth-cache", &objects("auth-cache/app"))
-            .pod(&other, &env.signer, "vault");
-        provider.mount(request.build()).await.expect("mount");
+
+        // A pod presenting another pod's token does not get the shared token:
+        // it logs in with what it has.
+        let c = TestPod::new("auth-ns", "app");
+        provider
+            .mount(mount(&c, Some(a.token(&env.signer, "vault"))))
+            .await
+            .expect("mount");
         wait_logins(env, "auth-cache", base + 2).await;
+        // Neither does a pod whose token is for another audience.
+        let d = TestPod::new("auth-ns", "app");
+        provider
+            .mount(mount(&d, Some(d.token(&env.signer, "other"))))
+            .await
+            .expect("mount");
+        wait_logins(env, "auth-cache", base + 3).await;
+
+        // --cache-scope=pod: every pod logs in for itself.
+        let per_pod = Provider::start(&["--cache-scope=pod"]).await;
+        let (e, f) = (
+            TestPod::new("auth-ns", "app"),
+            TestPod::new("auth-ns", "app"),
+        );
+        for pod in [&e, &f, &e] {
+            per_pod.mount(mount(pod, None)).await.expect("mount");
+        }
+        wait_logins(env, "auth-cache", base + 5).await;
+        assert_eq!(logins(env, "auth-cache"), base + 5);
+    });
+}
+
+#[test]
+fn jwt_auth_never_shares_a_token_between_pods() {
+    run(async {
+        let env = env().await;
+        env.kv2_put("auth-jwt-share/app", json!({"value": "v"}))
+            .await;
+        env.policy(
+            "auth-jwt-share",
+            &[("secret/data/auth-jwt-share/*", KV_READ)],
+        )
+        .await;
+        token_review::jwt_role(
+            &env.bao,
+            "jwt",
+            "auth-jwt-share",
+            "system:serviceaccount:jwt-share:app",
+            "vault",
+            &["auth-jwt-share"],
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+        let provider = Provider::start(&[]).await;
+        for _ in 0..2 {
+            let pod = TestPod::new("jwt-share", "app");
+            let request = MountBuilder::new(
+                env.bao.addr(),
+                "auth-jwt-share",
+                &objects("auth-jwt-share/app"),
+            )
+            .param("vaultAuthMethod", "jwt")
+            .pod(&pod, &env.signer, "vault");
+            provider.mount(request.build()).await.expect("mount");
+        }
+        let jwt_logins = env
+            .bao
+            .audit_entries()
+            .iter()
+            .filter(|e| {
+                e["type"] == "response"
+                    && e["request"]["path"] == "auth/jwt/login"
+                    && e["request"]["data"]["role"] == "auth-jwt-share"
+                    && e["response"]["auth"].is_object()
+            })
+            .count();
+        assert_eq!(jwt_logins, 2, "one login per pod under JWT auth");
+    });
+}
+
+#[test]
+fn nothing_cached_for_one_identity_reaches_another() {
+    run(async {
+        let env = env().await;
+        env.kv2_put("auth-iso/app", json!({"value": "only-for-a"}))
+            .await;
+        env.k8s_role(
+            "auth-iso-a",
+            "sa-a",
+            "iso-ns",
+            &[("secret/data/auth-iso/*", KV_READ)],
+            Duration::from_secs(600),
+        )
+        .await;
+        env.k8s_role(
+            "auth-iso-b",
+            "sa-b",
+            "iso-ns",
+            &[("secret/data/other/*", KV_READ)],
+            Duration::from_secs(600),
+        )
+        .await;
+        // Long TTL: the response stays cached for the whole test.
+        let provider = Provider::start(&["--cache-ttl=5m"]).await;
+        let a = TestPod::new("iso-ns", "sa-a");
+        let request = MountBuilder::new(env.bao.addr(), "auth-iso-a", &objects("auth-iso/app"))
+            .pod(&a, &env.signer, "vault");
+        assert_eq!(
+            file(
+                &provider.mount(request.build()).await.expect("mount"),
+                "value"
+            ),
+            "only-for-a"
+        );
+        // Service account B asks for the same path: Vault decides, not the cache.
+        let b = TestPod::new("iso-ns", "sa-b");
+        let request = MountBuilder::new(env.bao.addr(), "auth-iso-b", &objects("auth-iso/app"))
+            .pod(&b, &env.signer, "vault");
+        let err = provider.mount(request.build()).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+        // Even with B's role name, a pod of A's namespace but B's account cannot ride A's entry.
+        let request = MountBuilder::new(env.bao.addr(), "auth-iso-a", &objects("auth-iso/app"))
+            .pod(&b, &env.signer, "vault");
+        assert_eq!(
+            provider.mount(request.build()).await.unwrap_err().code(),
+            Code::PermissionDenied
+        );
     });
 }
 
@@ -382,7 +520,7 @@ fn a_revoked_token_is_replaced_by_one_login_and_a_403_with_a_fresh_token_is_fina
 }
 
 #[test]
-fn a_hundred_concurrent_mounts_share_logins_per_pod() {
+fn a_hundred_replicas_mounting_at_once_cause_one_login() {
     run(async {
         let env = env().await;
         env.kv2_put("auth-many/app", json!({"value": "many"})).await;
@@ -394,15 +532,14 @@ fn a_hundred_concurrent_mounts_share_logins_per_pod() {
             Duration::from_secs(600),
         )
         .await;
-        let provider = Provider::start(&["--log-level=info"]).await;
-        let pods: Vec<TestPod> = (0..10)
-            .map(|_| TestPod::new("many-ns", "many-sa"))
-            .collect();
+        let provider = Provider::start(&["--log-level=info", "--cache-ttl=30s"]).await;
         let base = logins(env, "auth-many");
+        let reads_before = env.audit_requests("secret/data/auth-many/app");
         let mut tasks = Vec::new();
-        for i in 0..100 {
+        for _ in 0..100 {
+            let pod = TestPod::new("many-ns", "many-sa");
             let request = MountBuilder::new(env.bao.addr(), "auth-many", &objects("auth-many/app"))
-                .pod(&pods[i % 10], &env.signer, "vault")
+                .pod(&pod, &env.signer, "vault")
                 .build();
             let mut client = provider.client().await;
             tasks.push(tokio::spawn(async move {
@@ -415,6 +552,39 @@ fn a_hundred_concurrent_mounts_share_logins_per_pod() {
                 .unwrap()
                 .unwrap_or_else(|e| panic!("mount: {e:?}"));
             assert_eq!(file(&response, "value"), "many");
+        }
+        wait_logins(env, "auth-many", base + 1).await;
+        assert_eq!(
+            logins(env, "auth-many"),
+            base + 1,
+            "one login for 100 replicas"
+        );
+        // Their identical reads coalesced and were then served from the cache.
+        assert_eq!(
+            env.audit_requests("secret/data/auth-many/app"),
+            reads_before + 1
+        );
+
+        // Per-pod scope: 100 mounts of 10 pods, one login per pod.
+        let per_pod = Provider::start(&["--cache-scope=pod"]).await;
+        let pods: Vec<TestPod> = (0..10)
+            .map(|_| TestPod::new("many-ns", "many-sa"))
+            .collect();
+        let base = logins(env, "auth-many");
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let request = MountBuilder::new(env.bao.addr(), "auth-many", &objects("auth-many/app"))
+                .pod(&pods[i % 10], &env.signer, "vault")
+                .build();
+            let mut client = per_pod.client().await;
+            tasks.push(tokio::spawn(async move {
+                client.mount(request).await.map(|r| r.into_inner())
+            }));
+        }
+        for task in tasks {
+            task.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("mount: {e:?}"));
         }
         wait_logins(env, "auth-many", base + 10).await;
         assert_eq!(logins(env, "auth-many"), base + 10, "one login per pod");

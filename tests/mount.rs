@@ -351,3 +351,71 @@ fn mounts_through_an_openbao_proxy_on_a_unix_socket() {
         );
     });
 }
+
+#[test]
+fn read_responses_are_reused_for_the_cache_ttl_then_refreshed() {
+    run(async {
+        let _serial = common::SERIAL.lock().await;
+        let env = env().await;
+        env.kv2_put("mount-ttl/app", json!({"value": "v1"})).await;
+        setup_role(
+            "mount-ttl",
+            "team-e",
+            "app",
+            &[("secret/data/mount-ttl/*", "\"read\"")],
+        )
+        .await;
+        let provider = Provider::start(&["--cache-ttl=3s"]).await;
+        let pod = TestPod::new("team-e", "app");
+        let objects = |extra: &str| {
+            format!(
+                "- objectName: v\n  secretPath: secret/data/mount-ttl/app\n  secretKey: value\n{extra}"
+            )
+        };
+        let cached = MountBuilder::new(env.bao.addr(), "mount-ttl", &objects("")).pod(
+            &pod,
+            &env.signer,
+            "vault",
+        );
+        assert_eq!(
+            file(&provider.mount(cached.build()).await.unwrap(), "v"),
+            "v1"
+        );
+        env.kv2_put("mount-ttl/app", json!({"value": "v2"})).await;
+        let reads = env.audit_requests("secret/data/mount-ttl/app");
+        // Within the TTL: the cached answer, and no request to Vault.
+        assert_eq!(
+            file(&provider.mount(cached.build()).await.unwrap(), "v"),
+            "v1"
+        );
+        assert_eq!(env.audit_requests("secret/data/mount-ttl/app"), reads);
+        // An object that opts out, and an SPC with cacheTTL 0, see the change at once.
+        let opted_out = MountBuilder::new(
+            env.bao.addr(),
+            "mount-ttl",
+            &objects("  cache: \"false\"\n"),
+        )
+        .pod(&pod, &env.signer, "vault");
+        assert_eq!(
+            file(&provider.mount(opted_out.build()).await.unwrap(), "v"),
+            "v2"
+        );
+        let no_ttl = cached.clone().param("cacheTTL", "0");
+        assert_eq!(
+            file(&provider.mount(no_ttl.build()).await.unwrap(), "v"),
+            "v2"
+        );
+        // Once the TTL has passed, the change is visible to everyone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if file(&provider.mount(cached.build()).await.unwrap(), "v") == "v2" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the change never became visible"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}

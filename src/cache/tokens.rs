@@ -1,4 +1,5 @@
-//! Vault tokens per pod and connection, with single-flight logins.
+//! Vault tokens per identity, with single-flight logins, renewal, and the
+//! proof required before a token is shared by a service account's pods.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -12,21 +13,47 @@ use lru::LruCache;
 
 use crate::secret::SecretString;
 use crate::spc::{AuthConfig, Connection, PodInfo};
+
+/// The login metadata keys Kubernetes auth answers with.
+const SA_NAME: &str = "service_account_name";
+const SA_NAMESPACE: &str = "service_account_namespace";
 use crate::vault::LoginResponse;
 
 /// Everything that decides which token a mount may use: the Vault it talks
-/// to, how it logs in, and the pod it logs in as.
+/// to, how it logs in, and who it logs in as.  Also the scope of cached
+/// responses: nothing cached under one key is returned under another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenKey {
     /// Address, namespace and TLS settings.
     pub connection: Connection,
     /// Auth method, mount, role and audience.
     pub auth: AuthConfig,
-    /// The pod (from kubelet's attributes).
-    pub pod: PodInfo,
-    /// SHA-256 of an AppRole or Vault-token credential, so a changed
-    /// credential never reuses the token of the old one.
-    pub credential: Option<[u8; 32]>,
+    /// Who: a service account, a pod, or a credential's holder.
+    pub identity: Identity,
+}
+
+/// Who Vault sees.  Values come from kubelet's attributes and the mount's
+/// own credential, never from SecretProviderClass parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// Every pod of one service account.  Used only for Kubernetes auth, and
+    /// the token is kept only if the login proves a service-account-scoped
+    /// identity (see [`TokenSlot`]).
+    ServiceAccount {
+        /// Namespace of the service account.
+        namespace: String,
+        /// Name of the service account.
+        name: String,
+    },
+    /// One pod (JWT auth, self-minted tokens, `--cache-scope=pod`).
+    Pod {
+        /// The pod.
+        pod: PodInfo,
+        /// SHA-256 of an AppRole or Vault-token credential, if any.
+        credential: Option<[u8; 32]>,
+    },
+    /// Whoever holds an AppRole or Vault-token credential (its SHA-256).
+    Credential([u8; 32]),
 }
 
 /// A token handed to one request.
@@ -89,14 +116,37 @@ struct SlotState {
 }
 
 /// The token of one [`TokenKey`].  Its async lock makes logins single-flight:
-/// concurrent mounts of one pod wait for one login instead of each making
-/// their own.
+/// concurrent mounts of one identity wait for one login instead of each
+/// making their own.
+///
+/// A service-account slot keeps a token only when the login answer proves
+/// the token is the service account's and nothing narrower: Kubernetes auth's
+/// `service_account_name` / `service_account_namespace` metadata equal the
+/// service account, and the token has unlimited uses.  Otherwise the token
+/// serves only the mount that logged in, and the slot refuses sharing from
+/// then on, so the service account's pods each log in for themselves.
 #[derive(Default)]
 pub struct TokenSlot {
     state: tokio::sync::Mutex<SlotState>,
+    /// `(namespace, name)` a login must prove before its token is shared.
+    proof: Option<(String, String)>,
+    /// Set when a login did not prove it.
+    refused: std::sync::atomic::AtomicBool,
 }
 
 impl TokenSlot {
+    /// An empty slot; a service-account slot requires proof before sharing.
+    pub fn for_identity(identity: &Identity) -> Self {
+        let proof = match identity {
+            Identity::ServiceAccount { namespace, name } => Some((namespace.clone(), name.clone())),
+            Identity::Pod { .. } | Identity::Credential(_) => None,
+        };
+        Self {
+            proof,
+            ..Self::default()
+        }
+    }
+
     /// Returns the cached token.  Past two thirds of its TTL a renewable
     /// token is renewed with `renew`; when that fails, when the token is not
     /// renewable, or when renewal no longer grants a useful TTL (its max TTL
@@ -144,7 +194,13 @@ impl TokenSlot {
                 }
             }
         }
-        Self::login_locked(&mut state, login).await
+        self.login_locked(&mut state, login).await
+    }
+
+    /// Whether this service-account slot found that its logins are not
+    /// service-account scoped; mounts then use per-pod slots.
+    pub fn refuses_sharing(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Replaces a token Vault refused (403).  If another mount already
@@ -167,19 +223,42 @@ impl TokenSlot {
             });
         }
         state.current = None;
-        Self::login_locked(&mut state, login).await
+        self.login_locked(&mut state, login).await
     }
 
-    /// Logs in while holding the slot's lock and stores the token.
-    async fn login_locked<E, F, Fut>(state: &mut SlotState, login: F) -> Result<TokenHandle, E>
+    /// Logs in while holding the slot's lock and stores the token, unless
+    /// the slot needs a proof of service-account scope the answer lacks.
+    async fn login_locked<E, F, Fut>(
+        &self,
+        state: &mut SlotState,
+        login: F,
+    ) -> Result<TokenHandle, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<LoginResponse, E>>,
     {
         let started = Instant::now();
         let response = login().await?;
+        let proven = self.proof.as_ref().is_none_or(|(namespace, name)| {
+            response.metadata.get(SA_NAMESPACE) == Some(namespace)
+                && response.metadata.get(SA_NAME) == Some(name)
+                && response.num_uses == 0
+        });
         let token = Arc::new(response.token);
         state.generation += 1;
+        if !proven {
+            self.refused
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(
+                "the login did not prove a service-account-scoped token; this service account's pods \
+                 get tokens of their own"
+            );
+            return Ok(TokenHandle {
+                token,
+                generation: state.generation,
+                fresh: true,
+            });
+        }
         let ttl = response.lease_duration;
         state.current = Some(CachedToken::new(
             token.clone(),
@@ -213,13 +292,13 @@ impl TokenCache {
     /// The slot for `key`; a fresh, unshared slot when caching is disabled.
     pub fn slot(&self, key: &TokenKey) -> Arc<TokenSlot> {
         let Some(slots) = &self.slots else {
-            return Arc::new(TokenSlot::default());
+            return Arc::new(TokenSlot::for_identity(&key.identity));
         };
         let mut slots = slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = slots.get(key) {
             return slot.clone();
         }
-        let slot = Arc::new(TokenSlot::default());
+        let slot = Arc::new(TokenSlot::for_identity(&key.identity));
         slots.put(key.clone(), slot.clone());
         slot
     }
@@ -300,6 +379,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_service_account_slot_shares_only_proven_tokens() {
+        let sa = Identity::ServiceAccount {
+            namespace: "ns".into(),
+            name: "app".into(),
+        };
+        let proven = |ns: &str, name: &str, uses: u64| {
+            let mut r = login_response(600);
+            r.metadata.insert(SA_NAMESPACE.into(), ns.into());
+            r.metadata.insert(SA_NAME.into(), name.into());
+            r.num_uses = uses;
+            r
+        };
+        let slot = TokenSlot::for_identity(&sa);
+        let first = slot
+            .get_or_login(|| async { Ok::<_, ()>(proven("ns", "app", 0)) }, no_renewal)
+            .await
+            .unwrap();
+        let second = slot
+            .get_or_login(|| async { Err(()) }, no_renewal)
+            .await
+            .unwrap();
+        assert_eq!(first.generation, second.generation, "shared");
+        assert!(!slot.refuses_sharing());
+        for bad in [
+            proven("other", "app", 0),
+            proven("ns", "other", 0),
+            proven("ns", "app", 5),
+            login_response(600),
+        ] {
+            let slot = TokenSlot::for_identity(&sa);
+            let handle = slot
+                .get_or_login(|| async { Ok::<_, ()>(bad) }, no_renewal)
+                .await
+                .unwrap();
+            assert!(handle.fresh);
+            assert!(slot.refuses_sharing());
+            // Nothing was kept: the next caller cannot get that token.
+            assert!(
+                slot.get_or_login(|| async { Err(()) }, no_renewal)
+                    .await
+                    .is_err()
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn concurrent_first_mounts_share_one_login() {
         let slot = Arc::new(TokenSlot::default());
         let logins = Arc::new(AtomicUsize::new(0));
@@ -368,11 +493,13 @@ mod tests {
                 audience: "vault".into(),
                 mint_audiences: vec![],
             },
-            pod: PodInfo {
-                uid: n.into(),
-                ..Default::default()
+            identity: Identity::Pod {
+                pod: PodInfo {
+                    uid: n.into(),
+                    ..Default::default()
+                },
+                credential: None,
             },
-            credential: None,
         };
         let cache = TokenCache::new(2);
         let a = cache.slot(&key("a"));

@@ -24,6 +24,10 @@ pub const LONG_FLAGS: &[&str] = &[
     "log-format",
     "debug",
     "cache-size",
+    "cache-scope",
+    "cache-ttl",
+    "max-cache-ttl",
+    "cache-max-bytes",
     "hmac-secret-name",
     "hmac-key-file",
     "version",
@@ -124,6 +128,20 @@ pub struct ServeArgs {
     /// Most cached Vault tokens; 0 disables the cache.
     #[arg(long = "cache-size", default_value_t = 1000)]
     pub cache_size: usize,
+    /// vault-csi: share tokens and responses within an identity (`identity`)
+    /// or never between pods (`pod`).
+    #[arg(long = "cache-scope", default_value = "identity")]
+    pub cache_scope: String,
+    /// vault-csi: how long read responses without a lease are reused
+    /// (`30s`, `2m`; a bare number is seconds; 0 disables).
+    #[arg(long = "cache-ttl", default_value = "30s")]
+    pub cache_ttl: String,
+    /// vault-csi: the most a SecretProviderClass's `cacheTTL` may ask for.
+    #[arg(long = "max-cache-ttl", default_value = "5m")]
+    pub max_cache_ttl: String,
+    /// vault-csi: most bytes of cached responses.
+    #[arg(long = "cache-max-bytes", default_value_t = 64 * 1024 * 1024)]
+    pub cache_max_bytes: usize,
     /// Kubernetes Secret holding the object-version key.
     #[arg(
         long = "hmac-secret-name",

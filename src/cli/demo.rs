@@ -389,11 +389,19 @@ impl LocalProvider {
         let key_file = dir.path().join("hmac.key");
         write_key_file(&key_file)?;
         let hmac = HmacKeys::new(&HmacKeySource::File(key_file)).await?;
+        let client = ClientOptions::default();
+        // The server serves the registry the Vault clients record into.
+        let metrics = client.metrics.clone();
         let mounter = Mounter::new(MounterSettings {
             // The SPC names its Vault; flags and environment play no part.
             defaults: Defaults::default(),
-            client: ClientOptions::default(),
+            client,
             cache_size: 16,
+            cache_max_bytes: 1024 * 1024,
+            // The demo shows a rotation at once: no response reuse.
+            cache_ttl: std::time::Duration::ZERO,
+            max_cache_ttl: std::time::Duration::ZERO,
+            cache_scope: crate::mount::CacheScope::Identity,
             hmac,
             // The demo's driver always passes a token.
             minter: crate::k8s::TokenMinter::disabled(),
@@ -403,6 +411,7 @@ impl LocalProvider {
             endpoint: socket.clone(),
             // Port 0: any free port, so a running provider cannot clash.
             health_addr: "127.0.0.1:0".into(),
+            metrics,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stop_requested = async move {

@@ -17,6 +17,7 @@ pub use args::{Cli, LogArgs, ServeArgs, Sub};
 pub use logging::{LogFormat, LogSettings};
 
 use crate::k8s::{HmacKeySource, HmacKeys};
+use crate::metrics::Metrics;
 use crate::mount::{Mounter, MounterSettings};
 use crate::server::ServeOptions;
 use crate::spc::{Defaults, TlsConfig, parse_go_bool};
@@ -44,8 +45,16 @@ pub struct ServeSettings {
     pub defaults: Defaults,
     /// Vault client limits.
     pub client: ClientOptions,
-    /// Token cache size.
+    /// Token and response cache size.
     pub cache_size: usize,
+    /// Response cache byte bound.
+    pub cache_max_bytes: usize,
+    /// Response TTL and its cap.
+    pub cache_ttl: std::time::Duration,
+    /// Cap on an SPC's `cacheTTL`.
+    pub max_cache_ttl: std::time::Duration,
+    /// Sharing between pods.
+    pub cache_scope: crate::mount::CacheScope,
     /// Object-version key source.
     pub hmac: HmacKeySource,
     /// Logging.
@@ -147,22 +156,22 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
         defaults,
         client,
         cache_size: a.cache_size,
+        cache_max_bytes: a.cache_max_bytes,
+        cache_ttl: parse_duration(&a.cache_ttl).map_err(|e| format!("--cache-ttl: {e}"))?,
+        max_cache_ttl: parse_duration(&a.max_cache_ttl)
+            .map_err(|e| format!("--max-cache-ttl: {e}"))?,
+        cache_scope: match a.cache_scope.as_str() {
+            "identity" => crate::mount::CacheScope::Identity,
+            "pod" => crate::mount::CacheScope::Pod,
+            other => return Err(format!("--cache-scope {other:?} is not identity or pod")),
+        },
         hmac,
         log,
         warnings,
     })))
 }
 
-/// Parses a duration: a bare number is seconds, otherwise units as in
-/// `30s`, `2m`, `1m30s`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration like 30s or 2m ({e})"))
-}
+pub use crate::spc::parse_duration;
 
 /// Runs the program; the binary's `main`.
 pub fn main() -> ExitCode {
@@ -217,10 +226,20 @@ pub async fn run_serve(settings: ServeSettings) -> Result<(), String> {
         tracing::warn!("{warning}");
     }
     let hmac = HmacKeys::new(&settings.hmac).await?;
+    // One registry for the whole process: the Vault clients record into it
+    // and the health endpoint serves it.
+    let metrics = Metrics::new();
     let mounter = Mounter::new(MounterSettings {
         defaults: settings.defaults,
-        client: settings.client,
+        client: ClientOptions {
+            metrics: metrics.clone(),
+            ..settings.client
+        },
         cache_size: settings.cache_size,
+        cache_max_bytes: settings.cache_max_bytes,
+        cache_ttl: settings.cache_ttl,
+        max_cache_ttl: settings.max_cache_ttl,
+        cache_scope: settings.cache_scope,
         hmac,
         minter: crate::k8s::TokenMinter::from_environment().await,
     });
@@ -228,6 +247,7 @@ pub async fn run_serve(settings: ServeSettings) -> Result<(), String> {
         ServeOptions {
             endpoint: settings.endpoint,
             health_addr: settings.health_addr,
+            metrics,
         },
         mounter,
     )

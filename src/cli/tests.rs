@@ -27,6 +27,9 @@ fn accepts_hashicorps_manifest_args() {
     assert_eq!(s.log.level, "info");
     assert_eq!(s.health_addr, ":8080");
     assert_eq!(s.cache_size, 1000);
+    assert_eq!(s.cache_ttl, std::time::Duration::from_secs(30));
+    assert_eq!(s.max_cache_ttl, std::time::Duration::from_secs(300));
+    assert_eq!(s.cache_scope, crate::mount::CacheScope::Identity);
     assert_eq!(s.defaults.vault_address, "https://127.0.0.1:8200");
     assert_eq!(
         s.hmac,
@@ -152,6 +155,8 @@ fn rejects_bad_values_clearly() {
             "VAULT_CLIENT_TIMEOUT",
         ),
         (vec!["--log-format=xml"], vec![], "--log-format"),
+        (vec!["--cache-scope=cluster"], vec![], "--cache-scope"),
+        (vec!["--cache-ttl=soon"], vec![], "--cache-ttl"),
     ] {
         let err = parse(&args, &env).unwrap_err().to_string();
         assert!(err.contains(expected), "{args:?}: {err}");

@@ -21,6 +21,22 @@ const PORT_ATTEMPTS: usize = 5;
 /// The dev root token; fixed so logs and examples are readable.
 const ROOT_TOKEN: &str = "root";
 
+/// An extra TLS listener for a dev server, next to its plain-HTTP one
+/// (which the helpers here keep using).  The files are read by bao at start.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// The server's certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// The server's private key (PEM).
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate issued by this CA
+    /// (`tls_require_and_verify_client_cert`).
+    pub client_ca_file: Option<PathBuf>,
+    /// Offer TLS 1.2 at most (`tls_max_version = "tls12"`), where the server
+    /// judges a client certificate before the handshake ends.
+    pub tls12_only: bool,
+}
+
 /// A running `bao server -dev` on `127.0.0.1:<free port>`, owned by this value.
 ///
 /// The server keeps everything in memory, starts unsealed with KV v2 at
@@ -32,6 +48,8 @@ pub struct DevServer {
     process: Watched,
     port: u16,
     addr: String,
+    /// `https://127.0.0.1:PORT` of each extra TLS listener, in order.
+    tls_addrs: Vec<String>,
     unseal_key: String,
     audit_log: PathBuf,
     server_log: PathBuf,
@@ -50,11 +68,17 @@ impl DevServer {
     /// Starts a dev server on a free loopback port and waits until it is
     /// unsealed and answering. Fails (never skips) if no `bao` binary exists.
     pub async fn start() -> Result<DevServer, DemoError> {
+        Self::start_tls(&[]).await
+    }
+
+    /// Like [`DevServer::start`], with extra TLS listeners on their own free
+    /// loopback ports (see [`DevServer::tls_addrs`]).
+    pub async fn start_tls(listeners: &[TlsListener]) -> Result<DevServer, DemoError> {
         let bin = find_bao()?;
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
-            match launch(&bin, port).await {
+            match launch(&bin, port, listeners).await {
                 Ok(server) => return Ok(server),
                 Err(LaunchError::PortInUse(e)) => last = Some(e),
                 Err(LaunchError::Fatal(e)) => return Err(e),
@@ -69,6 +93,12 @@ impl DevServer {
     /// The server's base URL, `http://127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// `https://127.0.0.1:PORT` of each TLS listener given to
+    /// [`DevServer::start_tls`], in the same order.
+    pub fn tls_addrs(&self) -> &[String] {
+        &self.tls_addrs
     }
 
     /// The TCP port the API listens on.
@@ -344,7 +374,11 @@ fn hcl_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
+async fn launch(
+    bin: &Path,
+    port: u16,
+    listeners: &[TlsListener],
+) -> Result<DevServer, LaunchError> {
     let fatal = LaunchError::Fatal;
     let dir = tempfile::Builder::new()
         .prefix("vault-csi-bao-")
@@ -355,10 +389,16 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
     let config = dir.path().join("config.hcl");
     // OpenBao 2.7 refuses `sys/audit` over the API, so the device is declared in
     // config. `log_raw` must be the string "true": a bare HCL bool is rejected.
-    let hcl = format!(
+    let mut hcl = format!(
         "audit \"file\" \"demo\" {{\n  options {{\n    file_path = {}\n    log_raw = \"true\"\n  }}\n}}\n",
         hcl_string(&audit_log.to_string_lossy())
     );
+    let mut tls_addrs = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let tls_port = free_port().map_err(fatal)?;
+        hcl.push_str(&tls_listener_hcl(listener, tls_port));
+        tls_addrs.push(format!("https://127.0.0.1:{tls_port}"));
+    }
     std::fs::write(&config, hcl).map_err(|e| fatal(DemoError::io("write bao config", e)))?;
     let args = [
         "server".to_string(),
@@ -417,6 +457,7 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
                 process: child,
                 port,
                 addr,
+                tls_addrs,
                 unseal_key: key.clone(),
                 audit_log,
                 server_log,
@@ -433,6 +474,30 @@ async fn launch(bin: &Path, port: u16) -> Result<DevServer, LaunchError> {
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// A `listener "tcp"` block serving TLS on `127.0.0.1:port`, added next to
+/// `-dev`'s own listener (bao accepts both).
+fn tls_listener_hcl(listener: &TlsListener, port: u16) -> String {
+    let path = |p: &Path| hcl_string(&p.to_string_lossy());
+    // An explicit cluster port 0: the default (port + 1) may be taken.
+    let mut hcl = format!(
+        "listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:0\"\n  \
+         tls_cert_file = {}\n  tls_key_file = {}\n",
+        path(&listener.cert_file),
+        path(&listener.key_file),
+    );
+    if listener.tls12_only {
+        hcl.push_str("  tls_max_version = \"tls12\"\n");
+    }
+    if let Some(ca) = &listener.client_ca_file {
+        hcl.push_str(&format!(
+            "  tls_client_ca_file = {}\n  tls_require_and_verify_client_cert = true\n",
+            path(ca)
+        ));
+    }
+    hcl.push_str("}\n");
+    hcl
 }
 
 /// True when `sys/health` answers 200: initialized, unsealed and active.
@@ -480,6 +545,44 @@ mod tests {
         assert_eq!(api_path("sys/health"), "sys/health");
         assert_eq!(api_path("/sys/health"), "sys/health");
         assert_eq!(api_path("/v1/sys/health"), "sys/health");
+    }
+
+    #[test]
+    fn tls_listeners_are_written_with_their_files() {
+        let plain = tls_listener_hcl(
+            &TlsListener {
+                cert_file: "/d/cert.pem".into(),
+                key_file: "/d/key.pem".into(),
+                client_ca_file: None,
+                tls12_only: false,
+            },
+            8443,
+        );
+        assert!(plain.contains("address = \"127.0.0.1:8443\""), "{plain}");
+        assert!(plain.contains("tls_cert_file = \"/d/cert.pem\""), "{plain}");
+        assert!(
+            !plain.contains("tls_require_and_verify_client_cert"),
+            "{plain}"
+        );
+        assert!(!plain.contains("tls_max_version"), "{plain}");
+        let mutual = tls_listener_hcl(
+            &TlsListener {
+                cert_file: "/d/cert.pem".into(),
+                key_file: "/d/key.pem".into(),
+                client_ca_file: Some("/d/ca.pem".into()),
+                tls12_only: true,
+            },
+            8444,
+        );
+        assert!(
+            mutual.contains("tls_client_ca_file = \"/d/ca.pem\""),
+            "{mutual}"
+        );
+        assert!(
+            mutual.contains("tls_require_and_verify_client_cert = true"),
+            "{mutual}"
+        );
+        assert!(mutual.contains("tls_max_version = \"tls12\""), "{mutual}");
     }
 
     #[test]

@@ -31,6 +31,25 @@ impl BaoProxy {
         vault_addr: &str,
         require_request_header: bool,
     ) -> Result<BaoProxy, DemoError> {
+        Self::launch(vault_addr, require_request_header, None).await
+    }
+
+    /// Like [`BaoProxy::start`], in front of a TLS Vault (`https://…`) whose
+    /// certificate is issued by the CA in `ca_cert` (PEM).
+    pub async fn start_tls(
+        vault_addr: &str,
+        require_request_header: bool,
+        ca_cert: &Path,
+    ) -> Result<BaoProxy, DemoError> {
+        Self::launch(vault_addr, require_request_header, Some(ca_cert)).await
+    }
+
+    /// Writes the proxy's configuration and starts it.
+    async fn launch(
+        vault_addr: &str,
+        require_request_header: bool,
+        ca_cert: Option<&Path>,
+    ) -> Result<BaoProxy, DemoError> {
         let bin = find_bao()?;
         let dir = tempfile::Builder::new()
             .prefix("vault-csi-bao-proxy-")
@@ -39,8 +58,16 @@ impl BaoProxy {
         let socket = dir.path().join("agent.sock");
         let log = dir.path().join("proxy.log");
         let config = dir.path().join("proxy.hcl");
+        // JSON string literals are valid HCL strings.
+        let ca = match ca_cert {
+            Some(path) => format!(
+                "  ca_cert = {}\n",
+                serde_json::Value::from(path.to_string_lossy().as_ref())
+            ),
+            None => String::new(),
+        };
         let hcl = format!(
-            "vault {{\n  address = {addr}\n}}\n\
+            "vault {{\n  address = {addr}\n{ca}}}\n\
              listener \"unix\" {{\n  address = {sock}\n  tls_disable = true\n  require_request_header = {require}\n}}\n\
              api_proxy {{\n  use_auto_auth_token = false\n}}\n\
              cache {{}}\n",

@@ -1,13 +1,18 @@
-//! The health endpoint (`GET /health/ready`), on `--health-addr`.
+//! The health endpoint (`GET /health/ready`) and the metrics
+//! (`GET /metrics`), both on `--health-addr`: one port for the kubelet probe
+//! and the scraper keeps the DaemonSet's ports and policies simple.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{FromRef, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
 
 /// Whether the gRPC server is serving.
 #[derive(Clone, Default)]
@@ -36,11 +41,38 @@ pub async fn bind(addr: &str) -> Result<TcpListener, String> {
     Err(format!("cannot listen on --health-addr {addr}: {last}"))
 }
 
-/// Serves the health endpoint until shutdown.
-pub async fn serve(listener: TcpListener, readiness: Readiness, shutdown: super::Shutdown) {
+/// What the endpoint's handlers read.
+#[derive(Clone)]
+struct Endpoints {
+    /// Answers `/health/ready`.
+    readiness: Readiness,
+    /// Answers `/metrics`.
+    metrics: Metrics,
+}
+
+impl FromRef<Endpoints> for Readiness {
+    fn from_ref(endpoints: &Endpoints) -> Self {
+        endpoints.readiness.clone()
+    }
+}
+
+impl FromRef<Endpoints> for Metrics {
+    fn from_ref(endpoints: &Endpoints) -> Self {
+        endpoints.metrics.clone()
+    }
+}
+
+/// Serves the health and metrics endpoints until shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    readiness: Readiness,
+    metrics: Metrics,
+    shutdown: super::Shutdown,
+) {
     let app = Router::new()
         .route("/health/ready", get(ready))
-        .with_state(readiness);
+        .route("/metrics", get(scrape))
+        .with_state(Endpoints { readiness, metrics });
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait())
         .await
@@ -56,4 +88,12 @@ async fn ready(State(readiness): State<Readiness>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+/// `GET /metrics`: every metric in OpenMetrics text.
+async fn scrape(State(metrics): State<Metrics>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        metrics.encode(),
+    )
 }

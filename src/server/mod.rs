@@ -1,4 +1,5 @@
-//! The gRPC edge: socket lifecycle, health endpoint, graceful shutdown.
+//! The gRPC edge: socket lifecycle, health and metrics endpoint, graceful
+//! shutdown.
 
 mod health;
 mod service;
@@ -15,6 +16,7 @@ pub use service::{MAX_MOUNT_DURATION, ProviderService};
 pub use shutdown::Shutdown;
 pub use socket::ProviderSocket;
 
+use crate::metrics::Metrics;
 use crate::mount::Mounter;
 use crate::proto::csi_driver_provider_server::CsiDriverProviderServer;
 
@@ -22,8 +24,13 @@ use crate::proto::csi_driver_provider_server::CsiDriverProviderServer;
 pub struct ServeOptions {
     /// Path of the unix socket the driver dials (`--endpoint`).
     pub endpoint: PathBuf,
-    /// Address of the health endpoint (`--health-addr`).
+    /// Address of the health endpoint (`--health-addr`), which also serves
+    /// `/metrics`.
     pub health_addr: String,
+    /// The registry `/metrics` serves and Mounts record into; the same
+    /// handle the mounter's Vault client options carry, so one scrape shows
+    /// both.
+    pub metrics: Metrics,
 }
 
 /// Serves the provider until SIGTERM/SIGINT, then lets in-flight mounts
@@ -43,7 +50,12 @@ pub async fn serve_until(
     let shutdown = Shutdown::on_signal_or(stop)?;
     let health = health::bind(&options.health_addr).await?;
     let readiness = health::Readiness::default();
-    tokio::spawn(health::serve(health, readiness.clone(), shutdown.clone()));
+    tokio::spawn(health::serve(
+        health,
+        readiness.clone(),
+        options.metrics.clone(),
+        shutdown.clone(),
+    ));
 
     let (listener, socket) = ProviderSocket::bind(&options.endpoint)?;
     tracing::info!(
@@ -51,7 +63,10 @@ pub async fn serve_until(
         version = crate::VERSION, "serving"
     );
     readiness.set(true);
-    let service = CsiDriverProviderServer::new(ProviderService::new(Arc::new(mounter)));
+    let service = CsiDriverProviderServer::new(ProviderService::new(
+        Arc::new(mounter),
+        options.metrics.clone(),
+    ));
     let server = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.clone().wait());

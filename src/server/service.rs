@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use tonic::{Code, Request, Response, Status};
 
+use crate::metrics::Metrics;
 use crate::mount::{MountError, Mounter};
 use crate::proto::csi_driver_provider_server::CsiDriverProvider;
 use crate::proto::{MountRequest, MountResponse, VersionRequest, VersionResponse};
@@ -17,33 +18,23 @@ pub const MAX_MOUNT_DURATION: Duration = Duration::from_secs(120);
 pub struct ProviderService {
     /// Does the work of each Mount.
     mounter: Arc<Mounter>,
+    /// Counts and times every Mount by its gRPC code.
+    metrics: Metrics,
 }
 
 impl ProviderService {
-    /// A service backed by `mounter`.
-    pub fn new(mounter: Arc<Mounter>) -> Self {
-        Self { mounter }
-    }
-}
-
-#[tonic::async_trait]
-impl CsiDriverProvider for ProviderService {
-    async fn version(
-        &self,
-        _request: Request<VersionRequest>,
-    ) -> Result<Response<VersionResponse>, Status> {
-        Ok(Response::new(VersionResponse {
-            version: "v1alpha1".into(),
-            runtime_name: crate::RUNTIME_NAME.into(),
-            runtime_version: crate::VERSION.into(),
-        }))
+    /// A service backed by `mounter`, recording into `metrics`.
+    pub fn new(mounter: Arc<Mounter>, metrics: Metrics) -> Self {
+        Self { mounter, metrics }
     }
 
-    async fn mount(
+    /// One Mount, from parsing to the answer; `started` is when the call
+    /// arrived, for the log's duration.
+    async fn mount_once(
         &self,
         request: Request<MountRequest>,
+        started: Instant,
     ) -> Result<Response<MountResponse>, Status> {
-        let started = Instant::now();
         let budget = grpc_timeout(request.metadata())
             .map_or(MAX_MOUNT_DURATION, |t| t.min(MAX_MOUNT_DURATION));
         let request = request.into_inner();
@@ -80,6 +71,35 @@ impl CsiDriverProvider for ProviderService {
             ),
         }
         result.map(Response::new).map_err(Status::from)
+    }
+}
+
+#[tonic::async_trait]
+impl CsiDriverProvider for ProviderService {
+    async fn version(
+        &self,
+        _request: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            version: "v1alpha1".into(),
+            runtime_name: crate::RUNTIME_NAME.into(),
+            runtime_version: crate::VERSION.into(),
+        }))
+    }
+
+    async fn mount(
+        &self,
+        request: Request<MountRequest>,
+    ) -> Result<Response<MountResponse>, Status> {
+        // The timer wraps everything, parse failures and deadlines included;
+        // if tonic drops this future (the driver hung up) it counts Canceled.
+        let timer = self.metrics.mount_timer();
+        let result = self.mount_once(request, timer.started()).await;
+        timer.finish(match &result {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        });
+        result
     }
 }
 

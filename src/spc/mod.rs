@@ -167,6 +167,9 @@ pub struct MountConfig {
     pub objects: Vec<ObjectSpec>,
     /// File mode for objects without `filePermission`.
     pub default_mode: u32,
+    /// How long read responses may be reused (`cacheTTL`); `None` means the
+    /// provider's `--cache-ttl`.  Capped by `--max-cache-ttl`.
+    pub cache_ttl: Option<std::time::Duration>,
 }
 
 /// Parses a driver's mount request into a [`MountConfig`].
@@ -249,6 +252,9 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
         )
     })?;
     let objects = parse_objects(objects_yaml)?;
+    let cache_ttl = get("cacheTTL")
+        .map(|t| parse_duration(t).map_err(|e| SpcError::new(format!("cacheTTL: {e}"))))
+        .transpose()?;
 
     let credential = match method {
         AuthMethod::Kubernetes | AuthMethod::Jwt => {
@@ -277,6 +283,7 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
         credential,
         objects,
         default_mode,
+        cache_ttl,
     })
 }
 
@@ -304,6 +311,17 @@ fn parse_tls<'a>(
         client_key: pick("vaultTLSClientKeyPath", &defaults.client_key),
         skip_verify,
     })
+}
+
+/// Parses a duration: a bare number is seconds, otherwise units as in
+/// `30s`, `2m`, `1m30s`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 30s or 2m ({e})"))
 }
 
 /// Parses a JSON object whose values are all strings.

@@ -20,6 +20,7 @@ struct RawObject {
     method: String,
     encoding: String,
     file_permission: Option<i64>,
+    cache: Option<Value>,
 }
 
 /// A validated relative file path inside the volume.
@@ -171,6 +172,9 @@ pub struct ObjectSpec {
     pub encoding: Encoding,
     /// File mode from `filePermission`, if set.
     pub mode: Option<u32>,
+    /// Whether a read may be answered from the response cache (`cache`,
+    /// default true).
+    pub cache: bool,
     /// Canonical JSON of the object's configuration; part of its version so
     /// equal content in two objects gives different versions.
     pub fingerprint: String,
@@ -279,6 +283,17 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
         (Some(args), false) => Some(Value::Object(args.clone()).to_string()),
         _ => None,
     };
+    let cache = match &raw.cache {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => super::parse_go_bool(s)
+            .ok_or_else(|| format!("cache {s:?} is not a boolean; use \"true\" or \"false\""))?,
+        Some(other) => {
+            return Err(format!(
+                "cache {other} is not a boolean; use \"true\" or \"false\""
+            ));
+        }
+    };
     let secret_key = Some(raw.secret_key.clone()).filter(|k| !k.is_empty());
     let request = RequestKey {
         method,
@@ -303,6 +318,7 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
         secret_key,
         encoding,
         mode,
+        cache,
         fingerprint,
     })
 }

@@ -41,6 +41,87 @@ pub struct ServiceAccountToken {
     pub token: SecretString,
     /// Expiry as written by kubelet (RFC 3339), if given.
     pub expiration: Option<String>,
+    /// The token's claims, read without verifying the signature (Vault
+    /// verifies it at login); `None` when the token is not a readable JWT.
+    pub claims: Option<TokenClaims>,
+}
+
+/// What a projected service-account token says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// `sub`: `system:serviceaccount:<namespace>:<name>`.
+    pub subject: String,
+    /// `kubernetes.io.pod.uid`: the pod the token is bound to.
+    pub pod_uid: Option<String>,
+    /// `exp`, seconds since the epoch.
+    pub expires: Option<u64>,
+    /// `aud`: the audiences the token is for.
+    pub audiences: Vec<String>,
+}
+
+impl ServiceAccountToken {
+    /// Whether the token was issued for exactly this pod and `audience` and
+    /// is unexpired: the condition for using a token shared by its service
+    /// account.
+    pub fn belongs_to(&self, pod: &PodInfo, audience: &str) -> bool {
+        let Some(claims) = &self.claims else {
+            return false;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        claims.subject
+            == format!(
+                "system:serviceaccount:{}:{}",
+                pod.namespace, pod.service_account
+            )
+            && !pod.uid.is_empty()
+            && claims.pod_uid.as_deref() == Some(pod.uid.as_str())
+            && claims.expires.is_some_and(|exp| exp > now)
+            && claims.audiences.iter().any(|a| a == audience)
+    }
+}
+
+/// Reads a JWT's payload claims (no signature check).
+fn read_claims(jwt: &str) -> Option<TokenClaims> {
+    #[derive(Deserialize)]
+    struct Object {
+        uid: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Kubernetes {
+        pod: Option<Object>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Audience {
+        One(String),
+        Many(Vec<String>),
+    }
+    #[derive(Deserialize)]
+    struct Claims {
+        sub: String,
+        exp: Option<u64>,
+        aud: Option<Audience>,
+        #[serde(rename = "kubernetes.io")]
+        kubernetes: Option<Kubernetes>,
+    }
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    Some(TokenClaims {
+        subject: claims.sub,
+        pod_uid: claims.kubernetes.and_then(|k| k.pod).and_then(|p| p.uid),
+        expires: claims.exp,
+        audiences: match claims.aud {
+            Some(Audience::One(a)) => vec![a],
+            Some(Audience::Many(a)) => a,
+            None => Vec::new(),
+        },
+    })
 }
 
 /// One entry of the tokens attribute.
@@ -81,6 +162,7 @@ pub(super) fn find_token(
     Ok(entry
         .filter(|e| !e.token.is_empty())
         .map(|e| ServiceAccountToken {
+            claims: read_claims(&e.token),
             token: SecretString::new(e.token),
             expiration: e.expiration,
         }))

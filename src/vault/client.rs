@@ -1,13 +1,14 @@
 //! One Vault server reached with one pooled HTTP client.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::{TransportKind, VaultError, from_reqwest};
 use super::response::VaultResponse;
+use crate::metrics::{Metrics, VaultOperation, VaultStatus};
 use crate::secret::SecretString;
 use crate::spc::{Method, RequestKey};
 
@@ -22,6 +23,10 @@ pub struct ClientOptions {
     pub max_retries: u32,
     /// Largest response body accepted, in bytes.
     pub max_response_bytes: usize,
+    /// Where every HTTP exchange and login is counted.  It rides along
+    /// with the options so every client a pool builds records into the
+    /// server's registry without the pool's callers passing it.
+    pub metrics: Metrics,
 }
 
 impl Default for ClientOptions {
@@ -31,6 +36,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             max_retries: 2,
             max_response_bytes: 4 * 1024 * 1024,
+            metrics: Metrics::default(),
         }
     }
 }
@@ -251,7 +257,9 @@ impl VaultClient {
         let answer = self
             .send(Method::Post, &path, &[], Some(&body), None)
             .await?;
-        parse_login(&answer)
+        let login = parse_login(&answer)?;
+        self.options.metrics.vault_login();
+        Ok(login)
     }
 
     /// Sends a request, retrying what is safe to retry, and returns the body
@@ -293,7 +301,7 @@ impl VaultClient {
         }
     }
 
-    /// One HTTP exchange.
+    /// One HTTP exchange, counted and timed by operation and status.
     async fn send_once(
         &self,
         method: Method,
@@ -301,6 +309,38 @@ impl VaultClient {
         query: &[(String, String)],
         body: Option<&str>,
         token: Option<&SecretString>,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let started = Instant::now();
+        let mut answered = None;
+        let result = self
+            .exchange(method, path, query, body, token, &mut answered)
+            .await;
+        let status = match (&result, answered) {
+            (Err(VaultError::Transport { .. }), _) => Some(VaultStatus::Error),
+            (_, Some(code)) => Some(VaultStatus::Http(code)),
+            // Failed before anything was sent (a URL or header that cannot
+            // be built): no exchange took place, so none is counted.
+            (_, None) => None,
+        };
+        if let Some(status) = status {
+            self.options
+                .metrics
+                .vault_request(operation(method, path), status, started.elapsed());
+        }
+        result
+    }
+
+    /// One HTTP exchange; sets `answered` to the HTTP status once Vault's
+    /// answer starts arriving, so the caller can count it even when the body
+    /// is then refused.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&str>,
+        token: Option<&SecretString>,
+        answered: &mut Option<u16>,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -343,6 +383,7 @@ impl VaultClient {
         }
         let mut response = request.send().await.map_err(from_reqwest)?;
         let status = response.status();
+        *answered = Some(status.as_u16());
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)
@@ -376,6 +417,19 @@ impl VaultClient {
     }
 }
 
+/// The fixed operation a request counts under.  Only these well-known paths
+/// are matched; any other path (which may name a secret) decides nothing but
+/// read versus write, and never reaches a label.
+fn operation(method: Method, path: &str) -> VaultOperation {
+    match path {
+        "auth/token/renew-self" | "sys/leases/renew" => VaultOperation::Renew,
+        "auth/token/lookup-self" => VaultOperation::Lookup,
+        p if p.starts_with("auth/") && p.ends_with("/login") => VaultOperation::Login,
+        _ if method.is_read() => VaultOperation::Read,
+        _ => VaultOperation::Write,
+    }
+}
+
 /// Exponential backoff with jitter: 250 ms, 500 ms, 1 s … capped at 2 s,
 /// each plus up to 50 % so that a node's retries do not arrive in step.
 fn backoff(attempt: u32) -> Duration {
@@ -392,8 +446,37 @@ fn backoff(attempt: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{Method, VaultOperation, backoff, operation};
     use std::time::Duration;
+
+    #[test]
+    fn operations_come_from_a_fixed_set() {
+        for (method, path, expected) in [
+            (Method::Post, "auth/kubernetes/login", VaultOperation::Login),
+            (Method::Post, "auth/team/k8s/login", VaultOperation::Login),
+            (Method::Post, "auth/approle/login", VaultOperation::Login),
+            (Method::Post, "auth/token/renew-self", VaultOperation::Renew),
+            (Method::Put, "sys/leases/renew", VaultOperation::Renew),
+            (
+                Method::Get,
+                "auth/token/lookup-self",
+                VaultOperation::Lookup,
+            ),
+            (Method::Get, "secret/data/app", VaultOperation::Read),
+            (Method::List, "secret/metadata/", VaultOperation::Read),
+            (Method::Put, "pki/issue/web", VaultOperation::Write),
+            (Method::Post, "transit/encrypt/k", VaultOperation::Write),
+            // Look-alikes are not special: only the exact shapes are.
+            (
+                Method::Get,
+                "secret/data/auth/x/login",
+                VaultOperation::Read,
+            ),
+            (Method::Get, "auth/kubernetes/role/x", VaultOperation::Read),
+        ] {
+            assert_eq!(operation(method, path), expected, "{method:?} {path}");
+        }
+    }
 
     #[test]
     fn backoff_grows_and_is_bounded() {

@@ -5,6 +5,7 @@ mod client;
 mod error;
 mod pool;
 mod response;
+mod tls;
 
 pub use client::{ClientOptions, LoginResponse, VaultClient};
 pub use error::{TransportKind, VaultError};

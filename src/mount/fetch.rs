@@ -1,0 +1,158 @@
+//! Fetching a mount's distinct requests: reads through the response cache
+//! (coalesced, short TTL, per identity), writes straight to Vault; a 403
+//! with a cached token triggers one shared re-login and one retry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
+use tonic::Code;
+
+use super::auth::Authenticator;
+use super::{MountError, Mounter, error};
+use crate::cache::{FetchResult, ResponseKey, TokenHandle, TokenKey, TokenSlot};
+use crate::secret::SecretString;
+use crate::spc::{MountConfig, RequestKey};
+use crate::vault::{VaultClient, VaultError, VaultResponse};
+
+/// How many distinct Vault requests of one Mount run at once.
+const FETCH_CONCURRENCY: usize = 8;
+
+impl Mounter {
+    /// Authenticates (or reuses the identity's token) and performs each
+    /// distinct request once, a bounded number at a time.
+    pub(super) async fn fetch(
+        &self,
+        cfg: &MountConfig,
+    ) -> Result<HashMap<RequestKey, Arc<VaultResponse>>, MountError> {
+        let client = self.pool.client(&cfg.connection).map_err(|e| {
+            MountError::new(
+                Code::InvalidArgument,
+                format!("SecretProviderClass {}: {e}", cfg.spc),
+            )
+        })?;
+        let (identity, slot) = self.token_slot(cfg);
+        let auth = Authenticator {
+            cfg,
+            client: &client,
+            minter: &self.minter,
+        };
+        let handle = slot
+            .get_or_login(|| auth.login(), |token| auth.renew(token))
+            .await?;
+
+        let mut distinct: Vec<&RequestKey> = Vec::with_capacity(cfg.objects.len());
+        for object in &cfg.objects {
+            if !distinct.contains(&&object.request) {
+                distinct.push(&object.request);
+            }
+        }
+        let ctx = FetchContext {
+            mounter: self,
+            cfg,
+            client: &client,
+            identity,
+            slot: &slot,
+            auth: &auth,
+            handle: &handle,
+        };
+        // Futures are built eagerly (a Vec, not a lazy map) so the stream's
+        // item type has one concrete lifetime and stays Send.
+        let fetches: Vec<_> = distinct
+            .into_iter()
+            .map(|request| ctx.fetch_one(request))
+            .collect();
+        stream::iter(fetches)
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+}
+
+/// What every request of one Mount shares.
+struct FetchContext<'a> {
+    mounter: &'a Mounter,
+    cfg: &'a MountConfig,
+    client: &'a VaultClient,
+    /// The identity cached responses are scoped to.
+    identity: Arc<TokenKey>,
+    slot: &'a Arc<TokenSlot>,
+    auth: &'a Authenticator<'a>,
+    handle: &'a TokenHandle,
+}
+
+impl FetchContext<'_> {
+    /// One request; a 403 with a cached token triggers one shared re-login
+    /// and one retry, a 403 with a fresh token is final.
+    async fn fetch_one(
+        &self,
+        request: &RequestKey,
+    ) -> Result<(RequestKey, Arc<VaultResponse>), MountError> {
+        let result = match self.send(request, &self.handle.token).await {
+            Err(VaultError::Status { status: 403, .. }) if !self.handle.fresh => {
+                let renewed = self
+                    .slot
+                    .relogin(self.handle.generation, || self.auth.login())
+                    .await?;
+                self.send(request, &renewed.token).await
+            }
+            other => other,
+        };
+        result
+            .map(|response| (request.clone(), response))
+            .map_err(|e| error::read_error(self.cfg, &self.objects_of(request), request, &e))
+    }
+
+    /// Sends one request: reads through the response cache, writes directly
+    /// (a write may issue a credential and is never shared here).
+    async fn send(&self, request: &RequestKey, token: &Arc<SecretString>) -> FetchResult {
+        if !request.method.is_read() {
+            return self.client.request(token, request).await.map(Arc::new);
+        }
+        let key = ResponseKey {
+            identity: self.identity.clone(),
+            request: request.clone(),
+        };
+        let (client, token, owned) = (self.client.clone(), token.clone(), request.clone());
+        let (result, _source) = self
+            .mounter
+            .responses
+            .get(&key, self.ttl_for(request), move || {
+                async move { client.request(&token, &owned).await }.boxed()
+            })
+            .await;
+        result
+    }
+
+    /// The response TTL for a read: the mount's, or zero if any object using
+    /// the request opts out with `cache: "false"`.
+    fn ttl_for(&self, request: &RequestKey) -> std::time::Duration {
+        let opted_out = self
+            .cfg
+            .objects
+            .iter()
+            .any(|o| &o.request == request && !o.cache);
+        if opted_out {
+            std::time::Duration::ZERO
+        } else {
+            self.mounter.response_ttl(self.cfg)
+        }
+    }
+
+    /// `object "a"` or `objects "a", "b"`: the objects a request serves.
+    fn objects_of(&self, request: &RequestKey) -> String {
+        let names: Vec<String> = self
+            .cfg
+            .objects
+            .iter()
+            .filter(|o| &o.request == request)
+            .map(|o| format!("{:?}", o.name.as_str()))
+            .collect();
+        let noun = if names.len() == 1 {
+            "object"
+        } else {
+            "objects"
+        };
+        format!("{noun} {}", names.join(", "))
+    }
+}
