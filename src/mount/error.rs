@@ -336,10 +336,22 @@ pub(crate) fn vault_unreachable(cfg: &MountConfig, doing: &str, error: &VaultErr
         VaultError::Config { .. } => Code::InvalidArgument,
         _ => Code::Unavailable,
     };
+    // Under TLS 1.3 a server that rejects the client certificate often resets
+    // the connection before its alert can be read: say what it usually means.
+    let mtls_hint = match error {
+        VaultError::Transport { kind, detail }
+            if cfg.connection.address.is_https()
+                && (*kind == TransportKind::Broken || detail.contains("alert")) =>
+        {
+            ". Hint: if Vault requires client certificates, check vaultTLSClientCertPath / \
+             vaultTLSClientKeyPath and that Vault's tls_client_ca_file trusts them"
+        }
+        _ => "",
+    };
     MountError::new(
         code,
         format!(
-            "SecretProviderClass {}: Vault at {} is unavailable while {doing}: {detail}",
+            "SecretProviderClass {}: Vault at {} is unavailable while {doing}: {detail}{mtls_hint}",
             cfg.spc, cfg.connection.address
         ),
     )
