@@ -67,6 +67,9 @@ pub struct TokenHandle {
     /// Whether this caller's own call logged in (a 403 with a fresh token is
     /// final).
     pub fresh: bool,
+    /// When Vault stops accepting the token (leases issued with it die
+    /// then); `None` if it does not expire.
+    pub expires_at: Option<Instant>,
 }
 
 /// A cached token and when to stop using it.
@@ -170,6 +173,7 @@ impl TokenSlot {
                     token: current.token.clone(),
                     generation: state.generation,
                     fresh: false,
+                    expires_at: current.expires_at,
                 });
             }
             if current.renewable && current.expires_at.is_some_and(|at| now < at) {
@@ -179,17 +183,20 @@ impl TokenSlot {
                 if let Ok(renewed) = renew(token.clone()).await
                     && renewed.lease_duration.saturating_mul(3) >= issued_ttl
                 {
-                    state.current = Some(CachedToken::new(
+                    let renewed = CachedToken::new(
                         token.clone(),
                         now,
                         renewed.lease_duration,
                         renewed.renewable,
                         issued_ttl,
-                    ));
+                    );
+                    let expires_at = renewed.expires_at;
+                    state.current = Some(renewed);
                     return Ok(TokenHandle {
                         token,
                         generation: state.generation,
                         fresh: false,
+                        expires_at,
                     });
                 }
             }
@@ -220,6 +227,7 @@ impl TokenSlot {
                 token: current.token.clone(),
                 generation: state.generation,
                 fresh: true,
+                expires_at: current.expires_at,
             });
         }
         state.current = None;
@@ -246,6 +254,8 @@ impl TokenSlot {
         });
         let token = Arc::new(response.token);
         state.generation += 1;
+        let expires_at = (response.lease_duration > 0)
+            .then(|| started + Duration::from_secs(response.lease_duration));
         if !proven {
             self.refused
                 .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -257,6 +267,7 @@ impl TokenSlot {
                 token,
                 generation: state.generation,
                 fresh: true,
+                expires_at,
             });
         }
         let ttl = response.lease_duration;
@@ -271,6 +282,7 @@ impl TokenSlot {
             token,
             generation: state.generation,
             fresh: true,
+            expires_at,
         })
     }
 }

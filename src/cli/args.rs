@@ -28,6 +28,7 @@ pub const LONG_FLAGS: &[&str] = &[
     "cache-ttl",
     "max-cache-ttl",
     "cache-max-bytes",
+    "lease-idle-timeout",
     "hmac-secret-name",
     "hmac-key-file",
     "version",
@@ -139,6 +140,11 @@ pub struct ServeArgs {
     /// vault-csi: the most a SecretProviderClass's `cacheTTL` may ask for.
     #[arg(long = "max-cache-ttl", default_value = "5m")]
     pub max_cache_ttl: String,
+    /// vault-csi: forget a dynamic secret not mounted for this long (its
+    /// lease then expires on its own); default twice the observed poll
+    /// interval.
+    #[arg(long = "lease-idle-timeout")]
+    pub lease_idle_timeout: Option<String>,
     /// vault-csi: most bytes of cached responses.
     #[arg(long = "cache-max-bytes", default_value_t = 64 * 1024 * 1024)]
     pub cache_max_bytes: usize,

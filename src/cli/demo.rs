@@ -402,6 +402,7 @@ impl LocalProvider {
             cache_ttl: std::time::Duration::ZERO,
             max_cache_ttl: std::time::Duration::ZERO,
             cache_scope: crate::mount::CacheScope::Identity,
+            lease_idle_timeout: None,
             hmac,
             // The demo's driver always passes a token.
             minter: crate::k8s::TokenMinter::disabled(),

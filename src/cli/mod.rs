@@ -55,6 +55,8 @@ pub struct ServeSettings {
     pub max_cache_ttl: std::time::Duration,
     /// Sharing between pods.
     pub cache_scope: crate::mount::CacheScope,
+    /// `--lease-idle-timeout`.
+    pub lease_idle_timeout: Option<std::time::Duration>,
     /// Object-version key source.
     pub hmac: HmacKeySource,
     /// Logging.
@@ -160,6 +162,12 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
         cache_ttl: parse_duration(&a.cache_ttl).map_err(|e| format!("--cache-ttl: {e}"))?,
         max_cache_ttl: parse_duration(&a.max_cache_ttl)
             .map_err(|e| format!("--max-cache-ttl: {e}"))?,
+        lease_idle_timeout: a
+            .lease_idle_timeout
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| format!("--lease-idle-timeout: {e}"))?,
         cache_scope: match a.cache_scope.as_str() {
             "identity" => crate::mount::CacheScope::Identity,
             "pod" => crate::mount::CacheScope::Pod,
@@ -240,6 +248,7 @@ pub async fn run_serve(settings: ServeSettings) -> Result<(), String> {
         cache_ttl: settings.cache_ttl,
         max_cache_ttl: settings.max_cache_ttl,
         cache_scope: settings.cache_scope,
+        lease_idle_timeout: settings.lease_idle_timeout,
         hmac,
         minter: crate::k8s::TokenMinter::from_environment().await,
     });

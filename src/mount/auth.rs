@@ -20,7 +20,12 @@ impl Mounter {
     /// JWT auth and self-minted tokens stay per pod (a JWT role may bind
     /// pod-specific claims); AppRole and token auth are keyed by the
     /// credential.
-    pub(super) fn token_slot(&self, cfg: &MountConfig) -> (Arc<TokenKey>, Arc<TokenSlot>) {
+    /// Also returns the pod's own identity, the scope of dynamic secrets
+    /// under `dynamicSecretReuse: pod`.
+    pub(super) fn token_slot(
+        &self,
+        cfg: &MountConfig,
+    ) -> (Arc<TokenKey>, Arc<TokenKey>, Arc<TokenSlot>) {
         let key = |identity| {
             Arc::new(TokenKey {
                 connection: cfg.connection.clone(),
@@ -47,16 +52,16 @@ impl Mounter {
             }
             _ => None,
         };
+        let pod = key(pod);
         if let Some(identity) = shared {
-            let key = key(identity);
-            let slot = self.tokens.slot(&key);
+            let shared = key(identity);
+            let slot = self.tokens.slot(&shared);
             if !slot.refuses_sharing() {
-                return (key, slot);
+                return (shared, pod, slot);
             }
         }
-        let key = key(pod);
-        let slot = self.tokens.slot(&key);
-        (key, slot)
+        let slot = self.tokens.slot(&pod);
+        (pod.clone(), pod, slot)
     }
 }
 

@@ -10,9 +10,9 @@ use tonic::Code;
 
 use super::auth::Authenticator;
 use super::{MountError, Mounter, error};
-use crate::cache::{FetchResult, ResponseKey, TokenHandle, TokenKey, TokenSlot};
+use crate::cache::{FetchResult, LeaseOutcome, ResponseKey, TokenHandle, TokenKey, TokenSlot};
 use crate::secret::SecretString;
-use crate::spc::{MountConfig, RequestKey};
+use crate::spc::{DynamicReuse, MountConfig, RequestKey};
 use crate::vault::{VaultClient, VaultError, VaultResponse};
 
 /// How many distinct Vault requests of one Mount run at once.
@@ -31,7 +31,7 @@ impl Mounter {
                 format!("SecretProviderClass {}: {e}", cfg.spc),
             )
         })?;
-        let (identity, slot) = self.token_slot(cfg);
+        let (identity, pod_identity, slot) = self.token_slot(cfg);
         let auth = Authenticator {
             cfg,
             client: &client,
@@ -47,11 +47,17 @@ impl Mounter {
                 distinct.push(&object.request);
             }
         }
+        let lease_scope = match cfg.dynamic_reuse {
+            DynamicReuse::Identity => Some(identity.clone()),
+            DynamicReuse::Pod => Some(pod_identity),
+            DynamicReuse::Never => None,
+        };
         let ctx = FetchContext {
             mounter: self,
             cfg,
             client: &client,
             identity,
+            lease_scope,
             slot: &slot,
             auth: &auth,
             handle: &handle,
@@ -76,6 +82,9 @@ struct FetchContext<'a> {
     client: &'a VaultClient,
     /// The identity cached responses are scoped to.
     identity: Arc<TokenKey>,
+    /// The scope dynamic secrets are kept for; `None` when they are not
+    /// reused (`dynamicSecretReuse: false`).
+    lease_scope: Option<Arc<TokenKey>>,
     slot: &'a Arc<TokenSlot>,
     auth: &'a Authenticator<'a>,
     handle: &'a TokenHandle,
@@ -88,13 +97,13 @@ impl FetchContext<'_> {
         &self,
         request: &RequestKey,
     ) -> Result<(RequestKey, Arc<VaultResponse>), MountError> {
-        let result = match self.send(request, &self.handle.token).await {
+        let result = match self.send(request, self.handle).await {
             Err(VaultError::Status { status: 403, .. }) if !self.handle.fresh => {
                 let renewed = self
                     .slot
                     .relogin(self.handle.generation, || self.auth.login())
                     .await?;
-                self.send(request, &renewed.token).await
+                self.send(request, &renewed).await
             }
             other => other,
         };
@@ -103,17 +112,40 @@ impl FetchContext<'_> {
             .map_err(|e| error::read_error(self.cfg, &self.objects_of(request), request, &e))
     }
 
-    /// Sends one request: reads through the response cache, writes directly
-    /// (a write may issue a credential and is never shared here).
-    async fn send(&self, request: &RequestKey, token: &Arc<SecretString>) -> FetchResult {
-        if !request.method.is_read() {
-            return self.client.request(token, request).await.map(Arc::new);
+    /// Sends one request.  Dynamic secrets (leases, certificates) go
+    /// through the lease cache; other reads through the response cache
+    /// (coalesced, short TTL); other writes straight to Vault, since a write
+    /// may issue a credential and is shared only as a lease.
+    async fn send(&self, request: &RequestKey, handle: &TokenHandle) -> FetchResult {
+        let leases = &self.mounter.leases;
+        let lease_key = self.lease_scope.as_ref().map(|scope| ResponseKey {
+            identity: scope.clone(),
+            request: request.clone(),
+        });
+        let issue = || {
+            let (client, token) = (self.client.clone(), handle.token.clone());
+            async move { client.request(&token, request).await.map(Arc::new) }
+        };
+        let renew = |token: Arc<SecretString>, lease_id: String, increment: u64| {
+            let client = self.client.clone();
+            async move { client.renew_lease(&token, &lease_id, increment).await }
+        };
+        match &lease_key {
+            Some(key) if !request.method.is_read() || leases.holds(key) => {
+                let (result, outcome) = leases.get(key, handle, issue, renew).await;
+                if outcome != LeaseOutcome::PassedThrough {
+                    tracing::debug!(spc = %self.cfg.spc, request = %request, outcome = ?outcome, "dynamic secret");
+                }
+                return result;
+            }
+            None if !request.method.is_read() => return issue().await,
+            _ => {}
         }
         let key = ResponseKey {
             identity: self.identity.clone(),
             request: request.clone(),
         };
-        let (client, token, owned) = (self.client.clone(), token.clone(), request.clone());
+        let (client, token, owned) = (self.client.clone(), handle.token.clone(), request.clone());
         let (result, _source) = self
             .mounter
             .responses
@@ -121,6 +153,13 @@ impl FetchContext<'_> {
                 async move { client.request(&token, &owned).await }.boxed()
             })
             .await;
+        // A read that turned out to hold a lease (database/creds…) is kept
+        // from now on, so the next poll reuses it.
+        if let (Ok(response), Some(key)) = (&result, &lease_key)
+            && !response.lease_id.is_empty()
+        {
+            leases.adopt(key, response.clone(), handle).await;
+        }
         result
     }
 

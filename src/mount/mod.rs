@@ -16,7 +16,7 @@ pub use error::MountError;
 pub use render::render;
 pub use version::object_version;
 
-use crate::cache::{ResponseCache, TokenCache};
+use crate::cache::{LeaseCache, ResponseCache, TokenCache};
 use crate::k8s::{HmacKeys, TokenMinter};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 use crate::spc::{self, Defaults, MountConfig};
@@ -48,6 +48,9 @@ pub struct MounterSettings {
     pub max_cache_ttl: Duration,
     /// Sharing between pods.
     pub cache_scope: CacheScope,
+    /// Drop a dynamic secret not mounted for this long; `None`: twice the
+    /// observed poll interval (`--lease-idle-timeout`).
+    pub lease_idle_timeout: Option<Duration>,
     /// Where object-version keys come from.
     pub hmac: HmacKeys,
     /// Mints pod tokens when the driver passes none.
@@ -64,6 +67,8 @@ pub struct Mounter {
     tokens: TokenCache,
     /// Read responses per identity.
     responses: ResponseCache,
+    /// Dynamic secrets per identity.
+    leases: LeaseCache,
     /// Default and cap of the response TTL.
     cache_ttl: Duration,
     max_cache_ttl: Duration,
@@ -83,6 +88,7 @@ impl Mounter {
             pool: ClientPool::new(settings.client),
             tokens: TokenCache::new(settings.cache_size),
             responses: ResponseCache::new(settings.cache_size, settings.cache_max_bytes),
+            leases: LeaseCache::new(settings.cache_size, settings.lease_idle_timeout),
             cache_ttl: settings.cache_ttl,
             max_cache_ttl: settings.max_cache_ttl,
             scope: settings.cache_scope,

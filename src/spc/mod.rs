@@ -170,6 +170,19 @@ pub struct MountConfig {
     /// How long read responses may be reused (`cacheTTL`); `None` means the
     /// provider's `--cache-ttl`.  Capped by `--max-cache-ttl`.
     pub cache_ttl: Option<std::time::Duration>,
+    /// Who shares a dynamic secret (`dynamicSecretReuse`).
+    pub dynamic_reuse: DynamicReuse,
+}
+
+/// Who shares a dynamic secret (a lease or a certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicReuse {
+    /// Every mount of the identity (the default).
+    Identity,
+    /// Each pod keeps its own.
+    Pod,
+    /// A new credential on every mount, as HashiCorp's provider does.
+    Never,
 }
 
 /// Parses a driver's mount request into a [`MountConfig`].
@@ -252,6 +265,19 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
         )
     })?;
     let objects = parse_objects(objects_yaml)?;
+    let dynamic_reuse = match get("dynamicSecretReuse")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("identity") => DynamicReuse::Identity,
+        Some("pod") => DynamicReuse::Pod,
+        Some(v) if parse_go_bool(v) == Some(false) => DynamicReuse::Never,
+        Some(other) => {
+            return Err(SpcError::new(format!(
+                "dynamicSecretReuse {other:?} is not identity, pod or false"
+            )));
+        }
+    };
     let cache_ttl = get("cacheTTL")
         .map(|t| parse_duration(t).map_err(|e| SpcError::new(format!("cacheTTL: {e}"))))
         .transpose()?;
@@ -284,6 +310,7 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
         objects,
         default_mode,
         cache_ttl,
+        dynamic_reuse,
     })
 }
 

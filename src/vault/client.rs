@@ -244,6 +244,30 @@ impl VaultClient {
         parse_login(&answer)
     }
 
+    /// Renews a lease (`PUT sys/leases/renew`) by `increment` seconds;
+    /// returns Vault's answer (its `lease_duration` may be capped by the
+    /// lease's max TTL).
+    pub async fn renew_lease(
+        &self,
+        token: &SecretString,
+        lease_id: &str,
+        increment: u64,
+    ) -> Result<VaultResponse, VaultError> {
+        let body = serde_json::json!({ "lease_id": lease_id, "increment": increment }).to_string();
+        let answer = self
+            .send(
+                Method::Put,
+                "sys/leases/renew",
+                &[],
+                Some(&body),
+                Some(token),
+            )
+            .await?;
+        serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
+            detail: format!("the lease renewal response is not Vault JSON ({e})"),
+        })
+    }
+
     /// `POST auth/<mount>/login` with `body`; parses the `auth` block.
     async fn login(
         &self,

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod kube_api;
+pub mod postgres;
 pub mod provider;
 pub mod proxy;
 pub mod requests;

@@ -1,0 +1,466 @@
+//! Dynamic secrets kept per identity, so a rotation poll returns the same
+//! database credential or certificate instead of issuing a new one.
+//!
+//! A response with a `lease_id` (database, RabbitMQ, AWS… credentials) is
+//! kept while it is healthy.  A lease dies with the token that created it,
+//! so it counts as expiring at min(lease expiry, token expiry).  Past two
+//! thirds of its duration a renewable lease is renewed (on a mount that
+//! uses it); when renewal is refused or the deadline nears, a fresh
+//! credential is issued on a live token at least one observed poll interval
+//! plus a margin before the old one expires.  A certificate-style answer
+//! (`data.expiration`, no lease, e.g. `pki/issue`) is reused until two
+//! thirds of its lifetime.  Nothing is ever revoked: pods may still use
+//! what they were given, and leases of deleted pods expire on their own.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lru::LruCache;
+use tokio::time::Instant;
+
+use super::{ResponseKey, TokenHandle};
+use crate::secret::SecretString;
+use crate::vault::{VaultError, VaultResponse};
+
+/// Smallest margin kept before a deadline, whatever the observed interval.
+const MIN_MARGIN: Duration = Duration::from_secs(1);
+
+/// What happened to a dynamic secret on this mount, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The held credential was returned.
+    Reused,
+    /// The held lease was renewed, then returned.
+    Renewed,
+    /// A new credential was issued (first use, or the old one was near its end).
+    Issued,
+    /// The answer is not reusable (no lease, no expiration): passed through.
+    PassedThrough,
+}
+
+/// A credential held for an identity.
+struct Held {
+    /// The answer, returned unchanged while healthy.
+    response: Arc<VaultResponse>,
+    /// The token that created it (its lease dies with it).
+    token: Arc<SecretString>,
+    /// When that token expires, if it does.
+    token_expires: Option<Instant>,
+    /// When the lease (or certificate) expires.
+    expires: Instant,
+    /// When to renew a renewable lease (two thirds of its duration).
+    renew_at: Option<Instant>,
+    /// Until when a certificate-style answer is reused (two thirds of its
+    /// lifetime); leases use `expires` and the margin instead.
+    reuse_until: Option<Instant>,
+    /// The lease's duration, the increment asked for on renewal.
+    duration: Duration,
+    /// When it was issued.
+    issued: Instant,
+}
+
+impl Held {
+    /// Keeps `response` if it is a lease or a certificate; `None` otherwise.
+    fn from_response(
+        response: Arc<VaultResponse>,
+        handle: &TokenHandle,
+        now: Instant,
+    ) -> Option<Held> {
+        let duration = Duration::from_secs(u64::try_from(response.lease_duration).unwrap_or(0));
+        if !response.lease_id.is_empty() && !duration.is_zero() {
+            return Some(Held {
+                token: handle.token.clone(),
+                token_expires: handle.expires_at,
+                expires: now + duration,
+                renew_at: response.renewable.then(|| now + duration * 2 / 3),
+                reuse_until: None,
+                duration,
+                issued: now,
+                response,
+            });
+        }
+        // A certificate: data.expiration (and data.not_before) in Unix seconds.
+        let data = response.data.as_ref()?;
+        let expiration = data.0.get("expiration")?.as_u64()?;
+        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        let not_before = data
+            .0
+            .get("not_before")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(unix_now)
+            .min(unix_now);
+        let left = expiration.checked_sub(unix_now).filter(|s| *s > 0)?;
+        let lifetime = expiration.saturating_sub(not_before);
+        let reuse_for = (lifetime * 2 / 3).saturating_sub(unix_now - not_before);
+        Some(Held {
+            token: handle.token.clone(),
+            token_expires: None,
+            expires: now + Duration::from_secs(left),
+            renew_at: None,
+            reuse_until: Some(now + Duration::from_secs(reuse_for)),
+            duration: Duration::from_secs(lifetime),
+            issued: now,
+            response,
+        })
+    }
+
+    /// The deadline the credential must be replaced before.
+    fn deadline(&self) -> Instant {
+        match self.token_expires {
+            Some(token) if token < self.expires => token,
+            _ => self.expires,
+        }
+    }
+}
+
+/// One identity's credential for one request, and how often it is mounted.
+#[derive(Default)]
+struct LeaseSlot {
+    /// The credential; the async lock makes issuing single-flight.
+    held: tokio::sync::Mutex<Option<Held>>,
+    /// When the last mount used this slot, and the interval before it: the
+    /// observed poll interval.
+    seen: Mutex<(Option<Instant>, Option<Duration>)>,
+}
+
+/// Dynamic secrets per (identity, request), bounded by `--cache-size`.
+pub struct LeaseCache {
+    /// `None` when caching is disabled.
+    slots: Option<Mutex<LruCache<ResponseKey, Arc<LeaseSlot>>>>,
+    /// Drop a credential not mounted for this long (`--lease-idle-timeout`);
+    /// `None` means twice the observed poll interval.
+    idle_timeout: Option<Duration>,
+}
+
+impl LeaseCache {
+    /// A cache of at most `entries` credentials.
+    pub fn new(entries: usize, idle_timeout: Option<Duration>) -> Self {
+        Self {
+            slots: NonZeroUsize::new(entries).map(|n| Mutex::new(LruCache::new(n))),
+            idle_timeout,
+        }
+    }
+
+    /// Whether a credential is held for `key` (reads check this before the
+    /// response cache).
+    pub fn holds(&self, key: &ResponseKey) -> bool {
+        let Some(slots) = &self.slots else {
+            return false;
+        };
+        slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peek(key)
+            .is_some()
+    }
+
+    /// The slot for `key`, created on first use.
+    fn slot(&self, key: &ResponseKey) -> Option<Arc<LeaseSlot>> {
+        let mut slots = self
+            .slots
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get(key) {
+            return Some(slot.clone());
+        }
+        let slot = Arc::new(LeaseSlot::default());
+        slots.put(key.clone(), slot.clone());
+        Some(slot)
+    }
+
+    /// Returns the credential held for `key` while it is healthy (renewing
+    /// it when due), else issues one with `issue` on `handle`'s token and
+    /// keeps it if it is a lease or certificate.
+    pub async fn get<I, IFut, R, RFut>(
+        &self,
+        key: &ResponseKey,
+        handle: &TokenHandle,
+        issue: I,
+        renew: R,
+    ) -> (Result<Arc<VaultResponse>, VaultError>, LeaseOutcome)
+    where
+        I: FnOnce() -> IFut,
+        IFut: Future<Output = Result<Arc<VaultResponse>, VaultError>>,
+        R: FnOnce(Arc<SecretString>, String, u64) -> RFut,
+        RFut: Future<Output = Result<VaultResponse, VaultError>>,
+    {
+        let Some(slot) = self.slot(key) else {
+            return (issue().await, LeaseOutcome::PassedThrough);
+        };
+        let now = Instant::now();
+        let (interval, idle) = {
+            let mut seen = slot.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let gap = seen.0.map(|last| now - last);
+            let interval = seen.1;
+            let idle = match (self.idle_timeout, gap, interval) {
+                (Some(limit), Some(gap), _) => gap > limit,
+                (None, Some(gap), Some(interval)) => gap > interval * 2 && gap > MIN_MARGIN * 10,
+                _ => false,
+            };
+            *seen = (Some(now), gap.or(interval));
+            (seen.1.unwrap_or(Duration::ZERO), idle)
+        };
+        let mut held = slot.held.lock().await;
+        if idle {
+            // Not mounted for long: the identity may be gone; start afresh.
+            *held = None;
+        }
+        if let Some(current) = held.as_mut() {
+            if Arc::ptr_eq(&current.token, &handle.token) {
+                // The token cache may have renewed the token since.
+                current.token_expires = handle.expires_at;
+            }
+            // Replace it at least one poll interval, plus a tenth of its
+            // useful life, before it dies: the next poll may be too late.
+            let margin = interval + ((current.deadline() - current.issued) / 10).max(MIN_MARGIN);
+            let mut outcome = LeaseOutcome::Reused;
+            if current.renew_at.is_some_and(|at| now >= at) && now < current.deadline() {
+                let lease_id = current.response.lease_id.clone();
+                match renew(current.token.clone(), lease_id, current.duration.as_secs()).await {
+                    Ok(renewed) if renewed.lease_duration > 0 => {
+                        let granted =
+                            Duration::from_secs(u64::try_from(renewed.lease_duration).unwrap_or(0));
+                        current.expires = now + granted;
+                        current.renew_at = renewed.renewable.then(|| now + granted * 2 / 3);
+                        outcome = LeaseOutcome::Renewed;
+                    }
+                    // Refused: keep using it until the deadline nears.
+                    _ => current.renew_at = None,
+                }
+            }
+            let fresh_enough = current.reuse_until.is_none_or(|until| now < until);
+            if fresh_enough && now + margin < current.deadline() {
+                return (Ok(current.response.clone()), outcome);
+            }
+        }
+        match issue().await {
+            Ok(response) => {
+                *held = Held::from_response(response.clone(), handle, Instant::now());
+                let outcome = if held.is_some() {
+                    LeaseOutcome::Issued
+                } else {
+                    LeaseOutcome::PassedThrough
+                };
+                (Ok(response), outcome)
+            }
+            Err(e) => (Err(e), LeaseOutcome::PassedThrough),
+        }
+    }
+
+    /// Keeps a leased answer obtained elsewhere (a coalesced read), unless
+    /// one is already held.
+    pub async fn adopt(
+        &self,
+        key: &ResponseKey,
+        response: Arc<VaultResponse>,
+        handle: &TokenHandle,
+    ) {
+        let Some(slot) = self.slot(key) else { return };
+        let mut held = slot.held.lock().await;
+        if held.is_none() {
+            *held = Held::from_response(response, handle, Instant::now());
+            *slot.seen.lock().unwrap_or_else(|e| e.into_inner()) = (Some(Instant::now()), None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::cache::{Identity, TokenKey};
+    use crate::spc::{
+        AuthConfig, AuthMethod, Connection, Method, PodInfo, RequestKey, VaultAddress,
+    };
+
+    fn key() -> ResponseKey {
+        ResponseKey {
+            identity: Arc::new(TokenKey {
+                connection: Connection {
+                    address: VaultAddress::parse("http://v:8200").unwrap(),
+                    namespace: None,
+                    tls: Default::default(),
+                },
+                auth: AuthConfig {
+                    method: AuthMethod::Kubernetes,
+                    mount: "kubernetes".into(),
+                    role: "r".into(),
+                    audience: "vault".into(),
+                    mint_audiences: vec![],
+                },
+                identity: Identity::Pod {
+                    pod: PodInfo::default(),
+                    credential: None,
+                },
+            }),
+            request: RequestKey {
+                method: Method::Get,
+                path: "database/creds/app".into(),
+                query: vec![],
+                body: None,
+            },
+        }
+    }
+
+    fn handle(token_ttl: Option<u64>) -> TokenHandle {
+        TokenHandle {
+            token: Arc::new(SecretString::new("t".into())),
+            generation: 1,
+            fresh: false,
+            expires_at: token_ttl.map(|s| Instant::now() + Duration::from_secs(s)),
+        }
+    }
+
+    fn lease(id: &str, ttl: i64, renewable: bool) -> Arc<VaultResponse> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "lease_id": id, "lease_duration": ttl, "renewable": renewable, "data": {"username": id}
+            }))
+            .unwrap(),
+        )
+    }
+
+    async fn refuse(_: Arc<SecretString>, _: String, _: u64) -> Result<VaultResponse, VaultError> {
+        Err(VaultError::Body {
+            detail: "no".into(),
+        })
+    }
+
+    /// Polls every `every` for `times`, refusing renewals; returns the outcomes.
+    async fn poll(
+        cache: &LeaseCache,
+        token: &TokenHandle,
+        every: u64,
+        times: usize,
+        issue: impl Fn() -> Arc<VaultResponse>,
+    ) -> Vec<LeaseOutcome> {
+        let mut outcomes = Vec::new();
+        for _ in 0..times {
+            tokio::time::advance(Duration::from_secs(every)).await;
+            let response = issue();
+            outcomes.push(
+                cache
+                    .get(&key(), token, || async { Ok(response) }, refuse)
+                    .await
+                    .1,
+            );
+        }
+        outcomes
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reuses_renews_and_reissues_before_the_deadline() {
+        use LeaseOutcome::*;
+        let cache = LeaseCache::new(10, None);
+        let token = handle(None);
+        let (first, outcome) = cache
+            .get(
+                &key(),
+                &token,
+                || async { Ok(lease("l0", 30, true)) },
+                refuse,
+            )
+            .await;
+        assert_eq!(outcome, Issued);
+        // Polled every 5 s: reused until two thirds (20 s), then renewed.
+        assert_eq!(
+            poll(&cache, &token, 5, 3, || lease("new", 30, true)).await,
+            [Reused, Reused, Reused]
+        );
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let renew_ok = |_: Arc<SecretString>, id: String, _: u64| async move {
+            Ok(serde_json::from_value::<VaultResponse>(
+                serde_json::json!({"lease_id": id, "lease_duration": 30, "renewable": true}),
+            )
+            .unwrap())
+        };
+        let (renewed, outcome) = cache
+            .get(
+                &key(),
+                &token,
+                || async { Ok(lease("new", 30, true)) },
+                renew_ok,
+            )
+            .await;
+        assert_eq!(outcome, Renewed);
+        assert!(Arc::ptr_eq(
+            first.as_ref().unwrap(),
+            renewed.as_ref().unwrap()
+        ));
+        // Renewal is refused from its next due time (41 s, e.g. max TTL):
+        // reused while one more poll plus a margin (5 s + a tenth of its
+        // 51 s life) fits before the lease ends at 51 s, then reissued, and
+        // the new one reused.
+        let outcomes = poll(&cache, &token, 5, 5, || lease("l1", 30, true)).await;
+        assert_eq!(outcomes, [Reused, Reused, Reused, Issued, Reused]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_dies_with_its_token() {
+        use LeaseOutcome::*;
+        let cache = LeaseCache::new(10, None);
+        let short_token = handle(Some(60));
+        cache
+            .get(
+                &key(),
+                &short_token,
+                || async { Ok(lease("l0", 3600, true)) },
+                refuse,
+            )
+            .await;
+        // The one-hour lease would be kept, but its token ends at 60 s: it is
+        // replaced (on a live token) a poll plus a margin before that.
+        let outcomes = poll(&cache, &handle(Some(3600)), 5, 10, || {
+            lease("l1", 3600, true)
+        })
+        .await;
+        assert_eq!(outcomes[..9], [Reused; 9]);
+        assert_eq!(outcomes[9], Issued);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn certificates_are_reused_for_two_thirds_of_their_lifetime() {
+        use LeaseOutcome::*;
+        let cache = LeaseCache::new(10, None);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let cert = move |serial: u64| {
+            Arc::new(
+                serde_json::from_value::<VaultResponse>(serde_json::json!({
+                    "data": {"certificate": "c", "serial_number": serial, "not_before": now, "expiration": now + 300}
+                }))
+                .unwrap(),
+            )
+        };
+        let token = handle(None);
+        cache
+            .get(&key(), &token, || async move { Ok(cert(1)) }, refuse)
+            .await;
+        // Polled every 10 s: the same certificate until two thirds of 300 s.
+        let outcomes = poll(&cache, &token, 10, 20, move || cert(2)).await;
+        assert!(outcomes[..19].iter().all(|o| *o == Reused), "{outcomes:?}");
+        assert_eq!(outcomes[19], Issued);
+        // Answers with neither a lease nor an expiration are never kept.
+        let plain = || async {
+            Ok(Arc::new(
+                serde_json::from_value::<VaultResponse>(serde_json::json!({"data": {"x": 1}}))
+                    .unwrap(),
+            ))
+        };
+        let fresh = LeaseCache::new(10, None);
+        assert_eq!(
+            fresh.get(&key(), &token, plain, refuse).await.1,
+            PassedThrough
+        );
+        assert_eq!(
+            fresh.get(&key(), &token, plain, refuse).await.1,
+            PassedThrough
+        );
+    }
+}
