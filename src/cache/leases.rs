@@ -269,8 +269,6 @@ impl LeaseCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
     use crate::cache::{Identity, TokenKey};
     use crate::spc::{
@@ -404,7 +402,7 @@ mod tests {
         use LeaseOutcome::*;
         let cache = LeaseCache::new(10, None);
         let short_token = handle(Some(60));
-        cache
+        let _ = cache
             .get(
                 &key(),
                 &short_token,
@@ -439,7 +437,7 @@ mod tests {
             )
         };
         let token = handle(None);
-        cache
+        let _ = cache
             .get(&key(), &token, || async move { Ok(cert(1)) }, refuse)
             .await;
         // Polled every 10 s: the same certificate until two thirds of 300 s.
