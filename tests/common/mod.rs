@@ -6,7 +6,8 @@
 //! binary shares one multi-thread runtime, so the OpenBao child process and
 //! the fake TokenReview server (spawned on it) serve all of them.
 
-#![allow(dead_code)]
+// Each test binary uses a subset of these helpers.
+#![allow(dead_code, unused_imports)]
 
 pub mod kube_api;
 pub mod postgres;
