@@ -419,3 +419,70 @@ fn read_responses_are_reused_for_the_cache_ttl_then_refreshed() {
         }
     });
 }
+
+#[test]
+fn certificates_are_reused_per_identity_unless_told_otherwise() {
+    run(async {
+        let env = env().await;
+        env.api(
+            Method::POST,
+            "sys/mounts/pki-reuse",
+            Some(json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}})),
+        )
+        .await;
+        env.api(
+            Method::POST,
+            "pki-reuse/root/generate/internal",
+            Some(json!({"common_name": "ca", "ttl": "87600h"})),
+        )
+        .await;
+        env.api(Method::POST, "pki-reuse/roles/web", Some(json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h"}))).await;
+        setup_role(
+            "mount-pki-reuse",
+            "team-f",
+            "web",
+            &[("pki-reuse/issue/web", "\"update\"")],
+        )
+        .await;
+        let provider = Provider::start(&[]).await;
+        let objects = "- objectName: tls.crt\n  secretPath: pki-reuse/issue/web\n  method: PUT\n  secretKey: certificate\n  secretArgs:\n    common_name: app.example.com\n    ttl: 1h\n";
+        let issues = || env.audit_requests("pki-reuse/issue/web");
+        let mount =
+            |pod: &TestPod, reuse: Option<&str>| {
+                let mut builder = MountBuilder::new(env.bao.addr(), "mount-pki-reuse", objects)
+                    .pod(pod, &env.signer, "vault");
+                if let Some(reuse) = reuse {
+                    builder = builder.param("dynamicSecretReuse", reuse);
+                }
+                builder.build()
+            };
+        let (a, b) = (TestPod::new("team-f", "web"), TestPod::new("team-f", "web"));
+        let first = provider.mount(mount(&a, None)).await.expect("mount");
+        let before = issues();
+        // A rotation poll and a second replica get the same certificate: no new issue.
+        let again = provider.mount(mount(&a, None)).await.expect("mount");
+        let replica = provider.mount(mount(&b, None)).await.expect("mount");
+        assert_eq!(file(&again, "tls.crt"), file(&first, "tls.crt"));
+        assert_eq!(file(&replica, "tls.crt"), file(&first, "tls.crt"));
+        assert_eq!(version(&again, "tls.crt"), version(&first, "tls.crt"));
+        assert_eq!(issues(), before);
+        // dynamicSecretReuse: pod — each pod its own, kept across its polls.
+        let c = TestPod::new("team-f", "web");
+        let own = provider.mount(mount(&c, Some("pod"))).await.expect("mount");
+        assert_ne!(file(&own, "tls.crt"), file(&first, "tls.crt"));
+        let own_again = provider.mount(mount(&c, Some("pod"))).await.expect("mount");
+        assert_eq!(file(&own_again, "tls.crt"), file(&own, "tls.crt"));
+        assert_eq!(issues(), before + 1);
+        // dynamicSecretReuse: false — a new certificate on every mount, as HashiCorp's provider does.
+        let one = provider
+            .mount(mount(&a, Some("false")))
+            .await
+            .expect("mount");
+        let two = provider
+            .mount(mount(&a, Some("false")))
+            .await
+            .expect("mount");
+        assert_ne!(file(&one, "tls.crt"), file(&two, "tls.crt"));
+        assert_eq!(issues(), before + 3);
+    });
+}
