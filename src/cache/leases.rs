@@ -250,6 +250,21 @@ impl LeaseCache {
         }
     }
 
+    /// The credential held for `key` if it is still alive (before its
+    /// lease, certificate or token expiry): what stale-if-error may serve.
+    pub fn alive(&self, key: &ResponseKey) -> Option<Arc<VaultResponse>> {
+        let slots = self.slots.as_ref()?;
+        let slot = slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peek(key)
+            .cloned()?;
+        // A slot busy issuing is not waited for: the caller is already failing.
+        let held = slot.held.try_lock().ok()?;
+        let held = held.as_ref()?;
+        (Instant::now() < held.deadline()).then(|| held.response.clone())
+    }
+
     /// Keeps a leased answer obtained elsewhere (a coalesced read), unless
     /// one is already held.
     pub async fn adopt(

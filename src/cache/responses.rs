@@ -95,13 +95,24 @@ impl ResponseCache {
         if ttl.is_zero() {
             return None;
         }
+        self.fetched_within(key, ttl)
+    }
+
+    /// A stored response fetched less than `max_age` ago, whatever the TTL:
+    /// what stale-if-error may serve while Vault is unreachable.
+    pub fn stale(&self, key: &ResponseKey, max_age: Duration) -> Option<Arc<VaultResponse>> {
+        self.fetched_within(key, max_age)
+    }
+
+    /// A stored response fetched less than `age` ago.
+    fn fetched_within(&self, key: &ResponseKey, age: Duration) -> Option<Arc<VaultResponse>> {
         let mut store = self
             .store
             .as_ref()?
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         match store.entries.get(key) {
-            Some(entry) if entry.fetched.elapsed() < ttl => Some(entry.response.clone()),
+            Some(entry) if entry.fetched.elapsed() < age => Some(entry.response.clone()),
             _ => None,
         }
     }
@@ -109,11 +120,13 @@ impl ResponseCache {
     /// Answers `key` from the cache when fresh (within `ttl`), else joins an
     /// identical fetch in flight, else starts `fetch` as a task of its own:
     /// a caller whose deadline passes stops waiting, but the fetch goes on
-    /// for the others.  A successful response without a lease is stored.
+    /// for the others.  A successful response without a lease is stored
+    /// when `keep` (for reuse within the TTL, or for stale-if-error).
     pub async fn get(
         &self,
         key: &ResponseKey,
         ttl: Duration,
+        keep: bool,
         fetch: impl FnOnce() -> BoxFuture<'static, Result<VaultResponse, VaultError>>,
     ) -> (FetchResult, Source) {
         if let Some(hit) = self.fresh(key, ttl) {
@@ -126,7 +139,7 @@ impl ResponseCache {
                 None => {
                     let task = tokio::spawn(fetch());
                     let (store, max_bytes) = (self.store.clone(), self.max_bytes);
-                    let (stored_key, keep) = (key.clone(), !ttl.is_zero());
+                    let stored_key = key.clone();
                     let shared = async move {
                         let result = match task.await {
                             Ok(result) => result.map(Arc::new),
@@ -294,23 +307,23 @@ mod tests {
         };
         let ttl = Duration::from_secs(30);
         let (first, source) = cache
-            .get(&key("a", "p"), ttl, fetch(calls.clone(), "1"))
+            .get(&key("a", "p"), ttl, true, fetch(calls.clone(), "1"))
             .await;
         assert_eq!(source, Source::Fetched);
         let (again, source) = cache
-            .get(&key("a", "p"), ttl, fetch(calls.clone(), "2"))
+            .get(&key("a", "p"), ttl, true, fetch(calls.clone(), "2"))
             .await;
         assert_eq!(source, Source::Cached);
         assert!(Arc::ptr_eq(&first.unwrap(), &again.unwrap()));
         // Another identity never sees it.
         let (_, source) = cache
-            .get(&key("b", "p"), ttl, fetch(calls.clone(), "3"))
+            .get(&key("b", "p"), ttl, true, fetch(calls.clone(), "3"))
             .await;
         assert_eq!(source, Source::Fetched);
         // After the TTL, Vault is asked again.
         tokio::time::advance(Duration::from_secs(31)).await;
         let (_, source) = cache
-            .get(&key("a", "p"), ttl, fetch(calls.clone(), "4"))
+            .get(&key("a", "p"), ttl, true, fetch(calls.clone(), "4"))
             .await;
         assert_eq!(source, Source::Fetched);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -321,12 +334,12 @@ mod tests {
         let cache = ResponseCache::new(10, 1 << 20);
         let ttl = Duration::from_secs(30);
         let _ = cache
-            .get(&key("a", "leased"), ttl, || {
+            .get(&key("a", "leased"), ttl, true, || {
                 async { Ok(response("x", "db/creds/1")) }.boxed()
             })
             .await;
         let _ = cache
-            .get(&key("a", "nottl"), Duration::ZERO, || {
+            .get(&key("a", "nottl"), Duration::ZERO, false, || {
                 async { Ok(response("x", "")) }.boxed()
             })
             .await;
@@ -342,7 +355,7 @@ mod tests {
             let (calls, released) = (calls.clone(), released.clone());
             async move {
                 cache
-                    .get(&key("a", "p"), Duration::from_secs(30), move || {
+                    .get(&key("a", "p"), Duration::from_secs(30), true, move || {
                         calls.fetch_add(1, Ordering::SeqCst);
                         let mut released = released.clone();
                         async move {
@@ -372,7 +385,7 @@ mod tests {
         let cache = ResponseCache::new(2, 1 << 20);
         for p in ["a", "b", "c"] {
             let _ = cache
-                .get(&key("x", p), Duration::from_secs(30), || {
+                .get(&key("x", p), Duration::from_secs(30), true, || {
                     async { Ok(response("v", "")) }.boxed()
                 })
                 .await;
@@ -381,7 +394,7 @@ mod tests {
         let small = ResponseCache::new(100, 700);
         for p in ["a", "b", "c", "d"] {
             let _ = small
-                .get(&key("x", p), Duration::from_secs(30), || {
+                .get(&key("x", p), Duration::from_secs(30), true, || {
                     async { Ok(response("v", "")) }.boxed()
                 })
                 .await;

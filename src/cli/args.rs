@@ -29,6 +29,7 @@ pub const LONG_FLAGS: &[&str] = &[
     "max-cache-ttl",
     "cache-max-bytes",
     "lease-idle-timeout",
+    "stale-if-error",
     "hmac-secret-name",
     "hmac-key-file",
     "version",
@@ -145,6 +146,11 @@ pub struct ServeArgs {
     /// interval.
     #[arg(long = "lease-idle-timeout")]
     pub lease_idle_timeout: Option<String>,
+    /// vault-csi: while Vault is unreachable, sealed or answering 502-504,
+    /// serve an identity's cached content for at most this long after the
+    /// last good read (never past a lease's or certificate's expiry); 0 = off.
+    #[arg(long = "stale-if-error", default_value = "1h")]
+    pub stale_if_error: String,
     /// vault-csi: most bytes of cached responses.
     #[arg(long = "cache-max-bytes", default_value_t = 64 * 1024 * 1024)]
     pub cache_max_bytes: usize,

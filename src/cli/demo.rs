@@ -403,6 +403,7 @@ impl LocalProvider {
             max_cache_ttl: std::time::Duration::ZERO,
             cache_scope: crate::mount::CacheScope::Identity,
             lease_idle_timeout: None,
+            stale_if_error: std::time::Duration::ZERO,
             hmac,
             // The demo's driver always passes a token.
             minter: crate::k8s::TokenMinter::disabled(),

@@ -57,6 +57,8 @@ pub struct ServeSettings {
     pub cache_scope: crate::mount::CacheScope,
     /// `--lease-idle-timeout`.
     pub lease_idle_timeout: Option<std::time::Duration>,
+    /// `--stale-if-error`.
+    pub stale_if_error: std::time::Duration,
     /// Object-version key source.
     pub hmac: HmacKeySource,
     /// Logging.
@@ -162,6 +164,8 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
         cache_ttl: parse_duration(&a.cache_ttl).map_err(|e| format!("--cache-ttl: {e}"))?,
         max_cache_ttl: parse_duration(&a.max_cache_ttl)
             .map_err(|e| format!("--max-cache-ttl: {e}"))?,
+        stale_if_error: parse_duration(&a.stale_if_error)
+            .map_err(|e| format!("--stale-if-error: {e}"))?,
         lease_idle_timeout: a
             .lease_idle_timeout
             .as_deref()
@@ -249,6 +253,7 @@ pub async fn run_serve(settings: ServeSettings) -> Result<(), String> {
         max_cache_ttl: settings.max_cache_ttl,
         cache_scope: settings.cache_scope,
         lease_idle_timeout: settings.lease_idle_timeout,
+        stale_if_error: settings.stale_if_error,
         hmac,
         minter: crate::k8s::TokenMinter::from_environment().await,
     });

@@ -15,6 +15,9 @@ pub struct MountError {
     pub code: Code,
     /// The message; never contains secret values or tokens.
     pub message: String,
+    /// Vault was unreachable, timed out, sealed or answered 502/503/504:
+    /// the failures stale-if-error may answer from cache.
+    pub vault_down: bool,
 }
 
 impl MountError {
@@ -23,6 +26,7 @@ impl MountError {
         Self {
             code,
             message: message.into(),
+            vault_down: false,
         }
     }
 
@@ -348,11 +352,66 @@ pub(crate) fn vault_unreachable(cfg: &MountConfig, doing: &str, error: &VaultErr
         }
         _ => "",
     };
-    MountError::new(
+    let mut error_out = MountError::new(
         code,
         format!(
             "SecretProviderClass {}: Vault at {} is unavailable while {doing}: {detail}{mtls_hint}",
             cfg.spc, cfg.connection.address
         ),
+    );
+    error_out.vault_down = vault_is_down(error);
+    error_out
+}
+
+/// Whether an error means Vault is unreachable, timed out, sealed, or
+/// answered 502/503/504 — not a refusal, and not a 500 (a bug or
+/// misconfiguration that serving stale content would hide).
+pub(crate) fn vault_is_down(error: &VaultError) -> bool {
+    matches!(
+        error,
+        VaultError::Transport { .. }
+            | VaultError::Status {
+                status: 502..=504,
+                ..
+            }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_sealed_or_overloaded_vault_allows_stale_content() {
+        let status = |status| VaultError::Status {
+            status,
+            errors: vec![],
+            warnings: vec![],
+            location: None,
+        };
+        for down in [
+            VaultError::Transport {
+                kind: TransportKind::Connect,
+                detail: String::new(),
+            },
+            VaultError::Transport {
+                kind: TransportKind::Timeout,
+                detail: String::new(),
+            },
+            status(502),
+            status(503),
+            status(504),
+        ] {
+            assert!(vault_is_down(&down), "{down:?}");
+        }
+        for not_down in [
+            status(500),
+            status(429),
+            status(403),
+            status(404),
+            status(400),
+        ] {
+            assert!(!vault_is_down(&not_down), "{not_down:?}");
+        }
+    }
 }

@@ -37,9 +37,19 @@ impl Mounter {
             client: &client,
             minter: &self.minter,
         };
-        let handle = slot
+        let handle = match slot
             .get_or_login(|| auth.login(), |token| auth.renew(token))
-            .await?;
+            .await
+        {
+            Ok(handle) => handle,
+            Err(e) if e.vault_down => {
+                let lease_scope = self.lease_scope(cfg, &identity, &pod_identity);
+                return self
+                    .all_stale(cfg, &identity, lease_scope.as_ref())
+                    .ok_or(e);
+            }
+            Err(e) => return Err(e),
+        };
 
         let mut distinct: Vec<&RequestKey> = Vec::with_capacity(cfg.objects.len());
         for object in &cfg.objects {
@@ -47,11 +57,7 @@ impl Mounter {
                 distinct.push(&object.request);
             }
         }
-        let lease_scope = match cfg.dynamic_reuse {
-            DynamicReuse::Identity => Some(identity.clone()),
-            DynamicReuse::Pod => Some(pod_identity),
-            DynamicReuse::Never => None,
-        };
+        let lease_scope = self.lease_scope(cfg, &identity, &pod_identity);
         let ctx = FetchContext {
             mounter: self,
             cfg,
@@ -72,6 +78,80 @@ impl Mounter {
             .buffer_unordered(FETCH_CONCURRENCY)
             .try_collect()
             .await
+    }
+}
+
+impl Mounter {
+    /// The scope dynamic secrets are kept for; `None` when not reused.
+    fn lease_scope(
+        &self,
+        cfg: &MountConfig,
+        identity: &Arc<TokenKey>,
+        pod: &Arc<TokenKey>,
+    ) -> Option<Arc<TokenKey>> {
+        match cfg.dynamic_reuse {
+            DynamicReuse::Identity => Some(identity.clone()),
+            DynamicReuse::Pod => Some(pod.clone()),
+            DynamicReuse::Never => None,
+        }
+    }
+
+    /// The stale-if-error window for this mount; `None` when off (flag 0 or
+    /// `staleIfError: "false"`).
+    pub(super) fn stale_window(&self, cfg: &MountConfig) -> Option<std::time::Duration> {
+        (cfg.stale_if_error && !self.stale_if_error.is_zero()).then_some(self.stale_if_error)
+    }
+
+    /// The last good answer to `request` for this identity, if stale-if-error
+    /// allows serving it.
+    fn stale(
+        &self,
+        cfg: &MountConfig,
+        identity: &Arc<TokenKey>,
+        lease_scope: Option<&Arc<TokenKey>>,
+        request: &RequestKey,
+    ) -> Option<Arc<VaultResponse>> {
+        let window = self.stale_window(cfg)?;
+        if let Some(scope) = lease_scope {
+            let key = ResponseKey {
+                identity: scope.clone(),
+                request: request.clone(),
+            };
+            if let Some(alive) = self.leases.alive(&key) {
+                return Some(alive);
+            }
+        }
+        let key = ResponseKey {
+            identity: identity.clone(),
+            request: request.clone(),
+        };
+        self.responses
+            .stale(&key, window)
+            .filter(|r| r.lease_id.is_empty())
+    }
+
+    /// Every request of the mount from stale-if-error, or `None` if any is
+    /// missing (used when even the login fails because Vault is down).
+    fn all_stale(
+        &self,
+        cfg: &MountConfig,
+        identity: &Arc<TokenKey>,
+        lease_scope: Option<&Arc<TokenKey>>,
+    ) -> Option<HashMap<RequestKey, Arc<VaultResponse>>> {
+        let mut answers = HashMap::new();
+        for object in &cfg.objects {
+            if !answers.contains_key(&object.request) {
+                answers.insert(
+                    object.request.clone(),
+                    self.stale(cfg, identity, lease_scope, &object.request)?,
+                );
+            }
+        }
+        tracing::warn!(
+            spc = %cfg.spc, pod = %cfg.pod.name, namespace = %cfg.pod.namespace,
+            "Vault is unavailable and the login failed: serving the last good answers (stale-if-error)"
+        );
+        Some(answers)
     }
 }
 
@@ -112,11 +192,37 @@ impl FetchContext<'_> {
             .map_err(|e| error::read_error(self.cfg, &self.objects_of(request), request, &e))
     }
 
-    /// Sends one request.  Dynamic secrets (leases, certificates) go
+    /// Sends one request; when Vault is down (unreachable, timing out, sealed,
+    /// 502/503/504) answers from what this identity last got, within the
+    /// stale-if-error window and never past a lease's or certificate's end.
+    async fn send(&self, request: &RequestKey, handle: &TokenHandle) -> FetchResult {
+        let result = self.send_fresh(request, handle).await;
+        match result {
+            Err(e) if error::vault_is_down(&e) => match self.mounter.stale(
+                self.cfg,
+                &self.identity,
+                self.lease_scope.as_ref(),
+                request,
+            ) {
+                Some(stale) => {
+                    tracing::warn!(
+                        spc = %self.cfg.spc, pod = %self.cfg.pod.name, namespace = %self.cfg.pod.namespace,
+                        request = %request, error = %e,
+                        "Vault is unavailable: serving the last good answer (stale-if-error)"
+                    );
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Sends one request to Vault.  Dynamic secrets (leases, certificates) go
     /// through the lease cache; other reads through the response cache
     /// (coalesced, short TTL); other writes straight to Vault, since a write
     /// may issue a credential and is shared only as a lease.
-    async fn send(&self, request: &RequestKey, handle: &TokenHandle) -> FetchResult {
+    async fn send_fresh(&self, request: &RequestKey, handle: &TokenHandle) -> FetchResult {
         let leases = &self.mounter.leases;
         let lease_key = self.lease_scope.as_ref().map(|scope| ResponseKey {
             identity: scope.clone(),
@@ -146,10 +252,13 @@ impl FetchContext<'_> {
             request: request.clone(),
         };
         let (client, token, owned) = (self.client.clone(), handle.token.clone(), request.clone());
+        let ttl = self.ttl_for(request);
+        // Keep answers for reuse within the TTL, and for stale-if-error.
+        let keep = !ttl.is_zero() || self.mounter.stale_window(self.cfg).is_some();
         let (result, _source) = self
             .mounter
             .responses
-            .get(&key, self.ttl_for(request), move || {
+            .get(&key, ttl, keep, move || {
                 async move { client.request(&token, &owned).await }.boxed()
             })
             .await;

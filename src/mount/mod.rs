@@ -51,6 +51,9 @@ pub struct MounterSettings {
     /// Drop a dynamic secret not mounted for this long; `None`: twice the
     /// observed poll interval (`--lease-idle-timeout`).
     pub lease_idle_timeout: Option<Duration>,
+    /// How long after the last good read cached content may be served while
+    /// Vault is down (`--stale-if-error`); zero turns it off.
+    pub stale_if_error: Duration,
     /// Where object-version keys come from.
     pub hmac: HmacKeys,
     /// Mints pod tokens when the driver passes none.
@@ -69,6 +72,8 @@ pub struct Mounter {
     responses: ResponseCache,
     /// Dynamic secrets per identity.
     leases: LeaseCache,
+    /// The stale-if-error window.
+    stale_if_error: Duration,
     /// Default and cap of the response TTL.
     cache_ttl: Duration,
     max_cache_ttl: Duration,
@@ -89,6 +94,7 @@ impl Mounter {
             tokens: TokenCache::new(settings.cache_size),
             responses: ResponseCache::new(settings.cache_size, settings.cache_max_bytes),
             leases: LeaseCache::new(settings.cache_size, settings.lease_idle_timeout),
+            stale_if_error: settings.stale_if_error,
             cache_ttl: settings.cache_ttl,
             max_cache_ttl: settings.max_cache_ttl,
             scope: settings.cache_scope,

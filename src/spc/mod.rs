@@ -172,6 +172,9 @@ pub struct MountConfig {
     pub cache_ttl: Option<std::time::Duration>,
     /// Who shares a dynamic secret (`dynamicSecretReuse`).
     pub dynamic_reuse: DynamicReuse,
+    /// Whether cached content may be served while Vault is down
+    /// (`staleIfError`, default true).
+    pub stale_if_error: bool,
 }
 
 /// Who shares a dynamic secret (a lease or a certificate).
@@ -278,6 +281,14 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
             )));
         }
     };
+    let stale_if_error = match get("staleIfError") {
+        None => true,
+        Some(v) => parse_go_bool(v).ok_or_else(|| {
+            SpcError::new(format!(
+                "staleIfError {v:?} is not a boolean; use \"true\" or \"false\""
+            ))
+        })?,
+    };
     let cache_ttl = get("cacheTTL")
         .map(|t| parse_duration(t).map_err(|e| SpcError::new(format!("cacheTTL: {e}"))))
         .transpose()?;
@@ -311,6 +322,7 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
         default_mode,
         cache_ttl,
         dynamic_reuse,
+        stale_if_error,
     })
 }
 
