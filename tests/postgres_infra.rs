@@ -10,53 +10,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::postgres::Postgres;
+use common::postgres::{Postgres, database_engine};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The creation statement from OpenBao's documentation for PostgreSQL.
-const CREATE_ROLE: &str =
-    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
-
 /// Set in the child process of [`postgres_dies_with_the_test_binary`].
 const HOLDER_ENV: &str = "VAULT_CSI_PG_HOLDER";
-
-/// Mounts the database engine at `mount`, connects it to `pg` as `pg`, and
-/// creates each `(role, default_ttl, max_ttl)`.
-async fn database_engine(pg: &Postgres, mount: &str, roles: &[(&str, &str, &str)]) {
-    let env = common::env().await;
-    env.api(
-        Method::POST,
-        &format!("sys/mounts/{mount}"),
-        Some(json!({ "type": "database" })),
-    )
-    .await;
-    env.api(
-        Method::POST,
-        &format!("{mount}/config/pg"),
-        Some(json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": pg.connection_url_for_openbao(),
-            "username": pg.superuser(),
-            "password": pg.password(),
-            "allowed_roles": "*",
-        })),
-    )
-    .await;
-    for (role, default_ttl, max_ttl) in roles {
-        env.api(
-            Method::POST,
-            &format!("{mount}/roles/{role}"),
-            Some(json!({
-                "db_name": "pg",
-                "creation_statements": [CREATE_ROLE],
-                "default_ttl": default_ttl,
-                "max_ttl": max_ttl,
-            })),
-        )
-        .await;
-    }
-}
 
 /// `PUT sys/leases/<op>` as root with `body`: the status and JSON answer,
 /// whatever the status.

@@ -34,8 +34,10 @@ pub enum LeaseOutcome {
     Reused,
     /// The held lease was renewed, then returned.
     Renewed,
-    /// A new credential was issued (first use, or the old one was near its end).
+    /// A new credential was issued for the first time.
     Issued,
+    /// A new credential replaced one near its end (or whose renewal failed).
+    Reissued,
     /// The answer is not reusable (no lease, no expiration): passed through.
     PassedThrough,
 }
@@ -217,7 +219,12 @@ impl LeaseCache {
             // useful life, before it dies: the next poll may be too late.
             let margin = interval + ((current.deadline() - current.issued) / 10).max(MIN_MARGIN);
             let mut outcome = LeaseOutcome::Reused;
-            if current.renew_at.is_some_and(|at| now >= at) && now < current.deadline() {
+            // Renew at two thirds, or earlier if the margin would otherwise
+            // replace it (short leases polled at long intervals).
+            let due = current
+                .renew_at
+                .is_some_and(|at| now >= at || now + margin >= current.deadline());
+            if due && now < current.deadline() {
                 let lease_id = current.response.lease_id.clone();
                 match renew(current.token.clone(), lease_id, current.duration.as_secs()).await {
                     Ok(renewed) if renewed.lease_duration > 0 => {
@@ -236,13 +243,14 @@ impl LeaseCache {
                 return (Ok(current.response.clone()), outcome);
             }
         }
+        let replacing = held.is_some();
         match issue().await {
             Ok(response) => {
                 *held = Held::from_response(response.clone(), handle, Instant::now());
-                let outcome = if held.is_some() {
-                    LeaseOutcome::Issued
-                } else {
-                    LeaseOutcome::PassedThrough
+                let outcome = match (held.is_some(), replacing) {
+                    (false, _) => LeaseOutcome::PassedThrough,
+                    (true, false) => LeaseOutcome::Issued,
+                    (true, true) => LeaseOutcome::Reissued,
                 };
                 (Ok(response), outcome)
             }
@@ -263,6 +271,18 @@ impl LeaseCache {
         let held = slot.held.try_lock().ok()?;
         let held = held.as_ref()?;
         (Instant::now() < held.deadline()).then(|| held.response.clone())
+    }
+
+    /// Number of (identity, request) slots; an upper bound on credentials held.
+    pub fn len(&self) -> usize {
+        self.slots
+            .as_ref()
+            .map_or(0, |s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Keeps a leased answer obtained elsewhere (a coalesced read), unless
@@ -409,7 +429,7 @@ mod tests {
         // 51 s life) fits before the lease ends at 51 s, then reissued, and
         // the new one reused.
         let outcomes = poll(&cache, &token, 5, 5, || lease("l1", 30, true)).await;
-        assert_eq!(outcomes, [Reused, Reused, Reused, Issued, Reused]);
+        assert_eq!(outcomes, [Reused, Reused, Reused, Reissued, Reused]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -432,7 +452,7 @@ mod tests {
         })
         .await;
         assert_eq!(outcomes[..9], [Reused; 9]);
-        assert_eq!(outcomes[9], Issued);
+        assert_eq!(outcomes[9], Reissued);
     }
 
     #[tokio::test(start_paused = true)]
@@ -458,7 +478,7 @@ mod tests {
         // Polled every 10 s: the same certificate until two thirds of 300 s.
         let outcomes = poll(&cache, &token, 10, 20, move || cert(2)).await;
         assert!(outcomes[..19].iter().all(|o| *o == Reused), "{outcomes:?}");
-        assert_eq!(outcomes[19], Issued);
+        assert_eq!(outcomes[19], Reissued);
         // Answers with neither a lease nor an expiration are never kept.
         let plain = || async {
             Ok(Arc::new(

@@ -10,7 +10,10 @@ use tonic::Code;
 
 use super::auth::Authenticator;
 use super::{MountError, Mounter, error};
-use crate::cache::{FetchResult, LeaseOutcome, ResponseKey, TokenHandle, TokenKey, TokenSlot};
+use crate::cache::{
+    FetchResult, LeaseOutcome, ResponseKey, Source, TokenHandle, TokenKey, TokenSlot,
+};
+use crate::metrics::CacheKind;
 use crate::secret::SecretString;
 use crate::spc::{DynamicReuse, MountConfig, RequestKey};
 use crate::vault::{VaultClient, VaultError, VaultResponse};
@@ -41,7 +44,14 @@ impl Mounter {
             .get_or_login(|| auth.login(), |token| auth.renew(token))
             .await
         {
-            Ok(handle) => handle,
+            Ok(handle) => {
+                let metrics = &self.pool.options().metrics;
+                match handle.fresh {
+                    true => metrics.cache_miss(CacheKind::Token),
+                    false => metrics.cache_hit(CacheKind::Token),
+                }
+                handle
+            }
             Err(e) if e.vault_down => {
                 let lease_scope = self.lease_scope(cfg, &identity, &pod_identity);
                 return self
@@ -147,6 +157,9 @@ impl Mounter {
                 );
             }
         }
+        for _ in 0..answers.len() {
+            self.pool.options().metrics.stale_response();
+        }
         tracing::warn!(
             spc = %cfg.spc, pod = %cfg.pod.name, namespace = %cfg.pod.namespace,
             "Vault is unavailable and the login failed: serving the last good answers (stale-if-error)"
@@ -205,6 +218,7 @@ impl FetchContext<'_> {
                 request,
             ) {
                 Some(stale) => {
+                    self.metrics().stale_response();
                     tracing::warn!(
                         spc = %self.cfg.spc, pod = %self.cfg.pod.name, namespace = %self.cfg.pod.namespace,
                         request = %request, error = %e,
@@ -239,6 +253,21 @@ impl FetchContext<'_> {
         match &lease_key {
             Some(key) if !request.method.is_read() || leases.holds(key) => {
                 let (result, outcome) = leases.get(key, handle, issue, renew).await;
+                let metrics = self.metrics();
+                match outcome {
+                    LeaseOutcome::Reused => metrics.cache_hit(CacheKind::Lease),
+                    LeaseOutcome::Renewed => {
+                        metrics.cache_hit(CacheKind::Lease);
+                        metrics.lease_renewed();
+                    }
+                    LeaseOutcome::Issued => metrics.cache_miss(CacheKind::Lease),
+                    LeaseOutcome::Reissued => {
+                        metrics.cache_miss(CacheKind::Lease);
+                        metrics.lease_reissued();
+                    }
+                    LeaseOutcome::PassedThrough => {}
+                }
+                metrics.set_leases_held(leases.len());
                 if outcome != LeaseOutcome::PassedThrough {
                     tracing::debug!(spc = %self.cfg.spc, request = %request, outcome = ?outcome, "dynamic secret");
                 }
@@ -255,13 +284,18 @@ impl FetchContext<'_> {
         let ttl = self.ttl_for(request);
         // Keep answers for reuse within the TTL, and for stale-if-error.
         let keep = !ttl.is_zero() || self.mounter.stale_window(self.cfg).is_some();
-        let (result, _source) = self
+        let (result, source) = self
             .mounter
             .responses
             .get(&key, ttl, keep, move || {
                 async move { client.request(&token, &owned).await }.boxed()
             })
             .await;
+        match source {
+            Source::Cached => self.metrics().cache_hit(CacheKind::Response),
+            Source::Coalesced => self.metrics().cache_coalesced(CacheKind::Response),
+            Source::Fetched => self.metrics().cache_miss(CacheKind::Response),
+        }
         // A read that turned out to hold a lease (database/creds…) is kept
         // from now on, so the next poll reuses it.
         if let (Ok(response), Some(key)) = (&result, &lease_key)
@@ -270,6 +304,11 @@ impl FetchContext<'_> {
             leases.adopt(key, response.clone(), handle).await;
         }
         result
+    }
+
+    /// The metrics registry.
+    fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.mounter.pool.options().metrics
     }
 
     /// The response TTL for a read: the mount's, or zero if any object using

@@ -2,6 +2,7 @@
 //! shutdown.
 
 mod health;
+mod remounts;
 mod service;
 mod shutdown;
 mod socket;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use tonic::{Code, Request, Response, Status};
 
+use super::remounts::Remounts;
 use crate::metrics::Metrics;
 use crate::mount::{MountError, Mounter};
 use crate::proto::csi_driver_provider_server::CsiDriverProvider;
@@ -20,12 +21,18 @@ pub struct ProviderService {
     mounter: Arc<Mounter>,
     /// Counts and times every Mount by its gRPC code.
     metrics: Metrics,
+    /// Volumes that mounted before, to recognise failed rotations.
+    remounts: Remounts,
 }
 
 impl ProviderService {
     /// A service backed by `mounter`, recording into `metrics`.
     pub fn new(mounter: Arc<Mounter>, metrics: Metrics) -> Self {
-        Self { mounter, metrics }
+        Self {
+            mounter,
+            metrics,
+            remounts: Remounts::default(),
+        }
     }
 
     /// One Mount, from parsing to the answer; `started` is when the call
@@ -64,11 +71,23 @@ impl ProviderService {
                 pod = %cfg.pod.name, namespace = %cfg.pod.namespace, spc = %cfg.spc,
                 objects = cfg.objects.len(), duration_ms = elapsed_ms, outcome = "OK", "mount"
             ),
+            Err(e) if self.remounts.is_rotation(&cfg.pod.uid, &cfg.spc) => {
+                self.metrics.rotation_failure();
+                tracing::warn!(
+                    pod = %cfg.pod.name, namespace = %cfg.pod.namespace, spc = %cfg.spc,
+                    objects = cfg.objects.len(), duration_ms = elapsed_ms, outcome = ?e.code,
+                    error = %e.message,
+                    "rotation failed: the pod keeps its previous files, and the driver reports no error"
+                );
+            }
             Err(e) => tracing::warn!(
                 pod = %cfg.pod.name, namespace = %cfg.pod.namespace, spc = %cfg.spc,
                 objects = cfg.objects.len(), duration_ms = elapsed_ms, outcome = ?e.code,
                 error = %e.message, "mount"
             ),
+        }
+        if result.is_ok() {
+            self.remounts.succeeded(&cfg.pod.uid, &cfg.spc);
         }
         result.map(Response::new).map_err(Status::from)
     }

@@ -459,3 +459,44 @@ fn log_tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
+
+/// The creation statement from OpenBao's documentation for PostgreSQL.
+pub const CREATE_ROLE: &str =
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+
+/// Mounts OpenBao's database engine at `mount` on the shared server,
+/// connects it to `pg` as `pg`, and creates each `(role, default_ttl, max_ttl)`.
+pub async fn database_engine(pg: &Postgres, mount: &str, roles: &[(&str, &str, &str)]) {
+    let env = super::env().await;
+    env.api(
+        reqwest::Method::POST,
+        &format!("sys/mounts/{mount}"),
+        Some(serde_json::json!({ "type": "database" })),
+    )
+    .await;
+    env.api(
+        reqwest::Method::POST,
+        &format!("{mount}/config/pg"),
+        Some(serde_json::json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": pg.connection_url_for_openbao(),
+            "username": pg.superuser(),
+            "password": pg.password(),
+            "allowed_roles": "*",
+        })),
+    )
+    .await;
+    for (role, default_ttl, max_ttl) in roles {
+        env.api(
+            reqwest::Method::POST,
+            &format!("{mount}/roles/{role}"),
+            Some(serde_json::json!({
+                "db_name": "pg",
+                "creation_statements": [CREATE_ROLE],
+                "default_ttl": default_ttl,
+                "max_ttl": max_ttl,
+            })),
+        )
+        .await;
+    }
+}
