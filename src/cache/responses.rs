@@ -117,6 +117,24 @@ impl ResponseCache {
         }
     }
 
+    /// Drops entries older than `max_age` (the longest TTL or stale-if-error
+    /// window): nothing may use them any more, so they leave memory.
+    pub fn expire(&self, max_age: Duration) {
+        let Some(store) = &self.store else { return };
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let old: Vec<ResponseKey> = store
+            .entries
+            .iter()
+            .filter(|(_, e)| e.fetched.elapsed() >= max_age)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in old {
+            if let Some(entry) = store.entries.pop(&key) {
+                store.bytes -= entry.size;
+            }
+        }
+    }
+
     /// Answers `key` from the cache when fresh (within `ttl`), else joins an
     /// identical fetch in flight, else starts `fetch` as a task of its own:
     /// a caller whose deadline passes stops waiting, but the fetch goes on
@@ -378,6 +396,31 @@ mod tests {
         assert_eq!(source, Source::Coalesced);
         assert!(result.is_ok());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_leave_memory() {
+        let cache = ResponseCache::new(10, 1 << 20);
+        for p in ["a", "b"] {
+            let _ = cache
+                .get(&key("x", p), Duration::from_secs(30), true, || {
+                    async { Ok(response("v", "")) }.boxed()
+                })
+                .await;
+        }
+        tokio::time::advance(Duration::from_secs(40)).await;
+        let _ = cache
+            .get(&key("x", "c"), Duration::from_secs(30), true, || {
+                async { Ok(response("v", "")) }.boxed()
+            })
+            .await;
+        cache.expire(Duration::from_secs(35));
+        assert_eq!(cache.usage().0, 1);
+        assert!(
+            cache
+                .stale(&key("x", "a"), Duration::from_secs(3600))
+                .is_none()
+        );
     }
 
     #[tokio::test]

@@ -153,6 +153,16 @@ impl Mounter {
         })
     }
 
+    /// Drops cached responses older than any use could accept (the longest
+    /// TTL or the stale-if-error window).
+    pub fn sweep(&self) {
+        let longest = self
+            .cache_ttl
+            .max(self.max_cache_ttl)
+            .max(self.stale_if_error);
+        self.responses.expire(longest);
+    }
+
     /// How long this mount may reuse read responses.
     fn response_ttl(&self, cfg: &MountConfig) -> Duration {
         cfg.cache_ttl

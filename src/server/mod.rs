@@ -34,6 +34,23 @@ pub struct ServeOptions {
     pub metrics: Metrics,
 }
 
+/// How often cached entries nothing may use any more are dropped.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Drops expired cache entries every minute until shutdown, so secrets of
+/// pods that stopped mounting do not stay in memory.
+async fn sweep(mounter: Arc<Mounter>, shutdown: Shutdown) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = every.tick() => mounter.sweep(),
+        }
+    }
+}
+
 /// Serves the provider until SIGTERM/SIGINT, then lets in-flight mounts
 /// finish (up to [`MAX_MOUNT_DURATION`]) and removes the socket if it is
 /// still ours.
@@ -64,10 +81,10 @@ pub async fn serve_until(
         version = crate::VERSION, "serving"
     );
     readiness.set(true);
-    let service = CsiDriverProviderServer::new(ProviderService::new(
-        Arc::new(mounter),
-        options.metrics.clone(),
-    ));
+    let mounter = Arc::new(mounter);
+    tokio::spawn(sweep(mounter.clone(), shutdown.clone()));
+    let service =
+        CsiDriverProviderServer::new(ProviderService::new(mounter, options.metrics.clone()));
     let server = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.clone().wait());
