@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::provider::expect_error;
 use common::requests::file;
 use common::{Env, MountBuilder, Provider, TestPod, run};
 use rcgen::{
@@ -226,32 +227,6 @@ async fn expect_secret(provider: &Provider, request: MountBuilder) {
         .await
         .unwrap_or_else(|e| panic!("mount failed: {e:?}\n{}", provider.logs()));
     assert_eq!(file(&response, "password"), SECRET);
-}
-
-/// Mounts, expects `code` and every fragment in the message, and returns it.
-async fn expect_error(
-    provider: &Provider,
-    request: MountBuilder,
-    code: Code,
-    fragments: &[&str],
-) -> String {
-    let error = provider
-        .mount(request.build())
-        .await
-        .expect_err("the mount must fail");
-    let message = error.message().to_string();
-    assert_eq!(error.code(), code, "{message}");
-    for fragment in fragments {
-        assert!(message.contains(fragment), "no {fragment:?} in: {message}");
-    }
-    assert!(!message.contains(CANARY), "a file's contents in: {message}");
-    // Base64 of DER certificates and keys starts so.
-    assert!(
-        !message.contains("MII") && !message.contains("MIG"),
-        "PEM in: {message}"
-    );
-    eprintln!("{code:?}: {message}");
-    message
 }
 
 #[test]

@@ -305,38 +305,9 @@ impl LeaseCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{Identity, TokenKey};
-    use crate::spc::{
-        AuthConfig, AuthMethod, Connection, Method, PodInfo, RequestKey, VaultAddress,
-    };
 
     fn key() -> ResponseKey {
-        ResponseKey {
-            identity: Arc::new(TokenKey {
-                connection: Connection {
-                    address: VaultAddress::parse("http://v:8200").unwrap(),
-                    namespace: None,
-                    tls: Default::default(),
-                },
-                auth: AuthConfig {
-                    method: AuthMethod::Kubernetes,
-                    mount: "kubernetes".into(),
-                    role: "r".into(),
-                    audience: "vault".into(),
-                    mint_audiences: vec![],
-                },
-                identity: Identity::Pod {
-                    pod: PodInfo::default(),
-                    credential: None,
-                },
-            }),
-            request: RequestKey {
-                method: Method::Get,
-                path: "database/creds/app".into(),
-                query: vec![],
-                body: None,
-            },
-        }
+        crate::cache::test_key("", "database/creds/app")
     }
 
     fn handle(token_ttl: Option<u64>) -> TokenHandle {

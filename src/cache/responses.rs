@@ -187,46 +187,7 @@ impl ResponseCache {
                 in_flight.remove(key);
             }
         }
-        if let Ok(response) = &result
-            && source == Source::Fetched
-            && response.lease_id.is_empty()
-            && !ttl.is_zero()
-        {
-            self.insert(key.clone(), response.clone());
-        }
         (result, source)
-    }
-
-    /// Stores a response, evicting least recently used entries to stay
-    /// within the byte bound.
-    fn insert(&self, key: ResponseKey, response: Arc<VaultResponse>) {
-        let Some(store) = &self.store else { return };
-        // Serialised size is a fair estimate of what the parsed tree holds.
-        let size = serde_json::to_vec(&*response).map_or(0, |v| v.len()) + 256;
-        if size > self.max_bytes {
-            return;
-        }
-        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = store.entries.pop(&key) {
-            store.bytes -= old.size;
-        }
-        while store.bytes + size > self.max_bytes {
-            match store.entries.pop_lru() {
-                Some((_, old)) => store.bytes -= old.size,
-                None => break,
-            }
-        }
-        if let Some((_, evicted)) = store.entries.push(
-            key,
-            Entry {
-                response,
-                fetched: Instant::now(),
-                size,
-            },
-        ) {
-            store.bytes -= evicted.size;
-        }
-        store.bytes += size;
     }
 
     /// Number of stored responses and their approximate bytes.
@@ -274,38 +235,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::spc::{AuthConfig, AuthMethod, Connection, Method, PodInfo, VaultAddress};
 
     fn key(identity: &str, path: &str) -> ResponseKey {
-        ResponseKey {
-            identity: Arc::new(TokenKey {
-                connection: Connection {
-                    address: VaultAddress::parse("http://v:8200").unwrap(),
-                    namespace: None,
-                    tls: Default::default(),
-                },
-                auth: AuthConfig {
-                    method: AuthMethod::Kubernetes,
-                    mount: "kubernetes".into(),
-                    role: "r".into(),
-                    audience: "vault".into(),
-                    mint_audiences: vec![],
-                },
-                identity: crate::cache::Identity::Pod {
-                    pod: PodInfo {
-                        uid: identity.into(),
-                        ..Default::default()
-                    },
-                    credential: None,
-                },
-            }),
-            request: RequestKey {
-                method: Method::Get,
-                path: path.into(),
-                query: vec![],
-                body: None,
-            },
-        }
+        crate::cache::test_key(identity, path)
     }
 
     fn response(value: &str, lease: &str) -> VaultResponse {

@@ -219,3 +219,27 @@ pub async fn connect(socket: &Path) -> CsiDriverProviderClient<Channel> {
         .await
         .expect("connect to the provider socket")
 }
+
+/// Mounts `request`, which must fail with `code` and a message containing
+/// every fragment, and never a JWT; returns the message.
+pub async fn expect_error(
+    provider: &Provider,
+    request: super::MountBuilder,
+    code: tonic::Code,
+    fragments: &[&str],
+) -> String {
+    let error = provider
+        .mount(request.build())
+        .await
+        .expect_err("the mount must fail");
+    let message = error.message().to_string();
+    assert_eq!(error.code(), code, "{message}");
+    for fragment in fragments {
+        assert!(
+            message.contains(fragment),
+            "missing {fragment:?} in: {message}"
+        );
+    }
+    assert!(!message.contains("eyJ"), "a JWT in message: {message}");
+    message
+}
