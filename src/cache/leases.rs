@@ -61,6 +61,9 @@ struct Held {
     duration: Duration,
     /// When it was issued.
     issued: Instant,
+    /// When Vault last confirmed it (issue or renewal): the "last good read"
+    /// stale-if-error counts from.
+    confirmed: Instant,
 }
 
 impl Held {
@@ -80,6 +83,7 @@ impl Held {
                 reuse_until: None,
                 duration,
                 issued: now,
+                confirmed: now,
                 response,
             });
         }
@@ -104,6 +108,7 @@ impl Held {
             reuse_until: Some(now + Duration::from_secs(reuse_for)),
             duration: Duration::from_secs(lifetime),
             issued: now,
+            confirmed: now,
             response,
         })
     }
@@ -231,6 +236,7 @@ impl LeaseCache {
                         let granted =
                             Duration::from_secs(u64::try_from(renewed.lease_duration).unwrap_or(0));
                         current.expires = now + granted;
+                        current.confirmed = now;
                         current.renew_at = renewed.renewable.then(|| now + granted * 2 / 3);
                         outcome = LeaseOutcome::Renewed;
                     }
@@ -259,8 +265,9 @@ impl LeaseCache {
     }
 
     /// The credential held for `key` if it is still alive (before its
-    /// lease, certificate or token expiry): what stale-if-error may serve.
-    pub fn alive(&self, key: &ResponseKey) -> Option<Arc<VaultResponse>> {
+    /// lease, certificate or token expiry) and Vault last confirmed it (issue
+    /// or renewal) less than `window` ago: what stale-if-error may serve.
+    pub fn alive(&self, key: &ResponseKey, window: Duration) -> Option<Arc<VaultResponse>> {
         let slots = self.slots.as_ref()?;
         let slot = slots
             .lock()
@@ -270,7 +277,8 @@ impl LeaseCache {
         // A slot busy issuing is not waited for: the caller is already failing.
         let held = slot.held.try_lock().ok()?;
         let held = held.as_ref()?;
-        (Instant::now() < held.deadline()).then(|| held.response.clone())
+        let now = Instant::now();
+        (now < held.deadline() && now - held.confirmed < window).then(|| held.response.clone())
     }
 
     /// Number of (identity, request) slots; an upper bound on credentials held.
@@ -401,6 +409,28 @@ mod tests {
         // the new one reused.
         let outcomes = poll(&cache, &token, 5, 5, || lease("l1", 30, true)).await;
         assert_eq!(outcomes, [Reused, Reused, Reused, Reissued, Reused]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_use_is_bounded_by_the_window_and_the_lease() {
+        let cache = LeaseCache::new(10, None);
+        let token = handle(None);
+        let _ = cache
+            .get(
+                &key(),
+                &token,
+                || async { Ok(lease("l0", 60, true)) },
+                refuse,
+            )
+            .await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(cache.alive(&key(), Duration::from_secs(10)).is_some());
+        // Past the stale window since Vault last confirmed it.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(cache.alive(&key(), Duration::from_secs(10)).is_none());
+        // Past the lease's end, whatever the window.
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert!(cache.alive(&key(), Duration::from_secs(3600)).is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -127,7 +127,7 @@ impl Mounter {
                 identity: scope.clone(),
                 request: request.clone(),
             };
-            if let Some(alive) = self.leases.alive(&key) {
+            if let Some(alive) = self.leases.alive(&key, window) {
                 return Some(alive);
             }
         }
