@@ -1,6 +1,11 @@
-//! Fetching a mount's distinct requests: reads through the response cache
-//! (coalesced, short TTL, per identity), writes straight to Vault; a 403
-//! with a cached token triggers one shared re-login and one retry.
+//! Fetching a mount's distinct requests, each once:
+//! - dynamic secrets (leases, certificates) through the lease cache;
+//! - other reads through the response cache (coalesced, short TTL);
+//! - other writes straight to Vault (a write may issue a credential);
+//! - a 403 with a cached token triggers one shared re-login and one retry;
+//! - when Vault is down, stale-if-error answers from what the identity last got.
+//!
+//! Every cache is keyed by the mount's identity (see `auth.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
