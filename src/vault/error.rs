@@ -147,7 +147,7 @@ pub(crate) fn from_reqwest(error: reqwest::Error) -> VaultError {
 
 /// An error and its sources on one line; these describe sockets and TLS,
 /// never request contents.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(s) = source {

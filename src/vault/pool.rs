@@ -106,7 +106,7 @@ fn build(
     let http = configured.builder.build().map_err(|e| VaultError::Config {
         detail: format!(
             "could not build the HTTP client for {address}: {}",
-            chain(&e)
+            super::error::error_chain(&e)
         ),
     })?;
     Ok(Entry {
@@ -114,16 +114,4 @@ fn build(
         base: configured.base,
         files: configured.files,
     })
-}
-
-/// An error and its sources on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

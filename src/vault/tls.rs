@@ -343,7 +343,7 @@ fn read_identity(
     reqwest::Identity::from_pem(text.as_bytes()).map_err(|e| {
         config(format!(
             "the {cert_what} and {key_what} do not form a usable identity: {}",
-            chain(&e)
+            super::error::error_chain(&e)
         ))
     })
 }
@@ -388,18 +388,6 @@ fn certificate_problem(error: &rustls::Error) -> String {
         rustls::Error::InvalidCertificate(e) => format!("{e:?}"),
         other => other.to_string(),
     }
-}
-
-/// An error and its sources on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// A configuration error.
