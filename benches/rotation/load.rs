@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use vault_csi::demo::sa_token::{PodTokenClaims, TokenSigner, tokens_attribute};
-use vault_csi::proto::MountRequest;
 use vault_csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
+use vault_csi::proto::{MountRequest, VersionRequest};
 
 use crate::audit::SHARED_SERVICE_ACCOUNT;
 use crate::infra::{DB_PATH, KV_PATHS, NAMESPACE, PKI_PATH, ROLE, single_account};
@@ -153,6 +153,18 @@ pub async fn mount(client: &mut Client, pod: &Pod) -> Result<Duration, String> {
         ));
     }
     Ok(elapsed)
+}
+
+/// One `Version` call (no work in the provider): the gRPC round trip.
+pub async fn version(client: &mut Client) -> Result<Duration, String> {
+    let started = Instant::now();
+    client
+        .version(VersionRequest {
+            version: "v1alpha1".into(),
+        })
+        .await
+        .map_err(|s| format!("Version: {:?}: {}", s.code(), s.message()))?;
+    Ok(started.elapsed())
 }
 
 /// Latencies and failures of a series of mounts.

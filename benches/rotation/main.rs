@@ -32,7 +32,7 @@ use audit::{AuditCounts, AuditTail};
 use direct::DirectVault;
 use infra::World;
 use load::Samples;
-use provider::{ProcStats, ProviderProcess, first_child, metric};
+use provider::{ProcStats, ProviderProcess, first_child, machine_cpu, metric};
 use timing::Compressed;
 
 /// The whole benchmark stops after this, whatever state it is in.
@@ -47,6 +47,8 @@ const WARMUP: Duration = Duration::from_millis(500);
 const PHASE: Duration = Duration::from_secs(3);
 /// Mount / direct-read pairs of the overhead phase.
 const OVERHEAD_ROUNDS: usize = 1000;
+/// `Version` calls that measure the gRPC round trip alone.
+const TRANSPORT_ROUNDS: usize = 300;
 /// Settling time before the idle RSS is read.
 const IDLE_SETTLE: Duration = Duration::from_secs(1);
 
@@ -171,21 +173,6 @@ async fn run(config: &Config) -> Result<String, String> {
         world.bao.addr()
     );
 
-    if std::env::var_os("EXP_ONLY_OVERHEAD").is_some() {
-        for _ in 0..3 {
-            let o = overhead(config, &world).await?;
-            let q = |v: &[Duration], x| load::quantile(v, x).as_secs_f64() * 1000.0;
-            eprintln!(
-                "EXP mount p50 {:.3} direct p50 {:.3} overhead {:.3} server mean {:.3} read mean {:.3}",
-                q(&o.mount, 0.5),
-                q(&o.direct, 0.5),
-                q(&o.mount, 0.5) - q(&o.direct, 0.5),
-                o.server_mean.as_secs_f64() * 1000.0,
-                o.provider_read_mean.as_secs_f64() * 1000.0
-            );
-        }
-        return Err("experiment done".into());
-    }
     let (main_run, latency) = node_run(config, &world, &times, config.deployment, true).await?;
     let large_run = node_run(config, &world, &times, config.large_deployment, false)
         .await?
@@ -246,6 +233,11 @@ pub struct Cpu {
     pub generator: Duration,
     /// OpenBao.
     pub bao: Duration,
+    /// Every other process on the machine (PostgreSQL, and anything else
+    /// running: other load skews the numbers, so it is shown).
+    pub others: Duration,
+    /// Time the hypervisor gave the machine's vCPUs to someone else.
+    pub steal: Duration,
 }
 
 /// Reads the three processes' CPU counters, to subtract later.
@@ -272,8 +264,10 @@ impl CpuMeter {
         Ok(meter)
     }
 
-    /// The counters now.
+    /// The counters now; `others` holds the whole machine's busy time
+    /// until [`CpuMeter::used`] subtracts ours.
     fn now(&self) -> Result<Cpu, String> {
+        let (busy, steal) = machine_cpu()?;
         Ok(Cpu {
             provider: ProcStats::of(self.provider)?.cpu,
             generator: ProcStats::own()?,
@@ -281,16 +275,26 @@ impl CpuMeter {
                 .bao
                 .and_then(|pid| ProcStats::of(pid).ok())
                 .map_or(Duration::ZERO, |s| s.cpu),
+            others: busy,
+            steal,
         })
     }
 
     /// CPU used since [`CpuMeter::start`].
     fn used(&self) -> Result<Cpu, String> {
         let now = self.now()?;
+        let since = |now: Duration, then: Duration| now.saturating_sub(then);
+        let (provider, generator, bao) = (
+            since(now.provider, self.start.provider),
+            since(now.generator, self.start.generator),
+            since(now.bao, self.start.bao),
+        );
         Ok(Cpu {
-            provider: now.provider.saturating_sub(self.start.provider),
-            generator: now.generator.saturating_sub(self.start.generator),
-            bao: now.bao.saturating_sub(self.start.bao),
+            provider,
+            generator,
+            bao,
+            others: since(now.others, self.start.others).saturating_sub(provider + generator + bao),
+            steal: since(now.steal, self.start.steal),
         })
     }
 }
@@ -452,6 +456,14 @@ pub struct Overhead {
     pub mount: Vec<Duration>,
     /// Latencies of the same reads sent straight to OpenBao.
     pub direct: Vec<Duration>,
+    /// Latencies of `Version` calls on the same connection after the same
+    /// idle gap: the gRPC round trip alone.
+    pub transport: Vec<Duration>,
+    /// The provider's CPU time per Mount.
+    pub provider_cpu_per_mount: Duration,
+    /// OpenBao's CPU time per Vault request (both the provider's and the
+    /// direct ones).
+    pub bao_cpu_per_read: Duration,
     /// Vault requests per Mount, from the audit log (3 expected: the KV
     /// reads; the credential and certificate come from the lease cache).
     pub requests_per_mount: f64,
@@ -494,17 +506,9 @@ async fn overhead(config: &Config, world: &World) -> Result<Overhead, String> {
     }
     let before = provider.metrics().await?;
     let mut audit = AuditTail::from_now(world.bao.audit_log_path());
-    let (mut mount, mut direct, mut errors) = (Vec::new(), Vec::new(), 0);
-    let mut versions = Vec::new();
     let meter = CpuMeter::start(&provider, world)?;
+    let (mut mount, mut direct, mut errors) = (Vec::new(), Vec::new(), 0);
     for _ in 0..OVERHEAD_ROUNDS {
-        let t = Instant::now();
-        let _ = client
-            .version(vault_csi::proto::VersionRequest {
-                version: "v1alpha1".into(),
-            })
-            .await;
-        versions.push(t.elapsed());
         match load::mount(&mut client, pod).await {
             Ok(latency) => mount.push(latency),
             Err(_) => errors += 1,
@@ -514,14 +518,16 @@ async fn overhead(config: &Config, world: &World) -> Result<Overhead, String> {
             Err(_) => errors += 1,
         }
     }
-    let used = meter.used()?;
-    eprintln!("EXP provider cpu per round {:.3} ms, generator {:.3} ms, bao {:.3} ms", used.provider.as_secs_f64()*1000.0/OVERHEAD_ROUNDS as f64, used.generator.as_secs_f64()*1000.0/OVERHEAD_ROUNDS as f64, used.bao.as_secs_f64()*1000.0/OVERHEAD_ROUNDS as f64);
-    eprintln!(
-        "EXP version rpc p50 {:.3} ms",
-        load::quantile(&versions, 0.5).as_secs_f64() * 1000.0
-    );
+    let cpu = meter.used()?;
     let counts = audit.count_new();
     let after = provider.metrics().await?;
+    // The transport floor: a call that does no work, after the same idle
+    // gap (the direct reads) as each Mount above.
+    let mut transport = Vec::with_capacity(TRANSPORT_ROUNDS);
+    for _ in 0..TRANSPORT_ROUNDS {
+        transport.push(load::version(&mut client).await?);
+        vault.read_all(&infra::KV_PATHS).await?;
+    }
     // Means from histogram sums and counts, over this loop only.
     let mean = |name: &str, label: &str| {
         let delta = |suffix: &str| {
@@ -537,9 +543,13 @@ async fn overhead(config: &Config, world: &World) -> Result<Overhead, String> {
     );
     let direct_requests = (direct.len() * infra::KV_PATHS.len()) as f64;
     let requests_per_mount = (counts.total() as f64 - direct_requests) / mount.len().max(1) as f64;
+    let per = |d: Duration, n: usize| d / u32::try_from(n.max(1)).unwrap_or(u32::MAX);
     Ok(Overhead {
+        provider_cpu_per_mount: per(cpu.provider, mount.len()),
+        bao_cpu_per_read: per(cpu.bao, counts.total() as usize),
         mount,
         direct,
+        transport,
         requests_per_mount,
         server_mean,
         provider_read_mean,

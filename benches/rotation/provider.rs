@@ -57,11 +57,6 @@ impl ProviderProcess {
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(
-                std::env::var("EXP_TOKIO")
-                    .ok()
-                    .map(|v| ("TOKIO_WORKER_THREADS", v)),
-            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -221,6 +216,25 @@ fn cpu_time(path: &str) -> Result<Duration, String> {
     };
     let total = ticks(11)? + ticks(12)?;
     Ok(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
+}
+
+/// The whole machine's busy CPU time (all CPUs, everything but idle and
+/// I/O wait) and steal time, from the first line of `/proc/stat`.
+pub fn machine_cpu() -> Result<(Duration, Duration), String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .ok_or("/proc/stat: no cpu line")?
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    let busy = field(0) + field(1) + field(2) + field(5) + field(6);
+    let seconds = |t: u64| Duration::from_secs_f64(t as f64 / clock_ticks() as f64);
+    Ok((seconds(busy), seconds(field(7))))
 }
 
 /// `sysconf(_SC_CLK_TCK)` via `getconf` (no libc dependency); 100 on Linux
