@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The rotation benchmark (issue 4, item 8; benches/rotation/): real OpenBao,
 # a real PostgreSQL and the release provider under a simulated node.  The
-# run takes about 90 s on two cores (plus the first release build) and stops
-# by itself (the benchmark gives up after nine minutes); everything runs on
+# run takes about 90 s on two cores (plus the release build, and up to 3 min
+# of waiting first if other processes keep the machine busy) and stops by
+# itself (the benchmark gives up after nine minutes); everything runs on
 # loopback.  Not part of CI: under `cargo test` the benchmark exits at once.
 #
 # Sizes come from BENCH_N (Deployment pods, 100), BENCH_N_LARGE (200),
-# BENCH_M (single pods, 20), BENCH_R (rotation polls, 30).  Progress goes to
-# stderr; the Markdown report is printed at the end and kept in
-# target/bench/rotation.md.
+# BENCH_M (single pods, 20), BENCH_R (rotation polls, 30); BENCH_QUIET_WAIT
+# (seconds, 180; 0 = don't wait) bounds the wait for an idle machine.
+# Progress goes to stderr; the Markdown report is printed at the end and
+# kept in target/bench/rotation.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-openbao.sh
