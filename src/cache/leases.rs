@@ -12,6 +12,7 @@
 //! thirds of its lifetime.  Nothing is ever revoked: pods may still use
 //! what they were given, and leases of deleted pods expire on their own.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -127,9 +128,43 @@ impl Held {
 struct LeaseSlot {
     /// The credential; the async lock makes issuing single-flight.
     held: tokio::sync::Mutex<Option<Held>>,
-    /// When the last mount used this slot, and the interval before it: the
-    /// observed poll interval.
-    seen: Mutex<(Option<Instant>, Option<Duration>)>,
+    /// When it was mounted, by whom.
+    seen: Mutex<Seen>,
+}
+
+/// Most pods whose last mount a slot remembers; past it, it starts over.
+const MAX_PODS: usize = 4096;
+
+/// When a slot was mounted.  The poll interval must be measured per pod:
+/// replicas of one identity mount in turn, so the gap between any two
+/// mounts is about the poll interval divided by the replicas, and a
+/// credential replaced on that basis could end before a pod's next poll.
+#[derive(Default)]
+struct Seen {
+    /// The last mount by any pod (for the idle timeout).
+    last: Option<Instant>,
+    /// Each pod's last mount.
+    pods: HashMap<String, Instant>,
+    /// The latest gap a pod left between two of its own mounts, for pods
+    /// not seen before.
+    interval: Option<Duration>,
+}
+
+impl Seen {
+    /// Records a mount by `pod` at `now`; returns the gap since the last
+    /// mount by anyone and the poll interval that applies to `pod`.
+    fn record(&mut self, pod: &str, now: Instant) -> (Option<Duration>, Option<Duration>) {
+        let since_any = self.last.map(|last| now - last);
+        if let Some(own) = self.pods.get(pod).map(|last| now - *last) {
+            self.interval = Some(own);
+        }
+        if self.pods.len() >= MAX_PODS {
+            self.pods.clear();
+        }
+        self.pods.insert(pod.to_string(), now);
+        self.last = Some(now);
+        (since_any, self.interval)
+    }
 }
 
 /// Dynamic secrets per (identity, request), bounded by `--cache-size`.
@@ -184,6 +219,7 @@ impl LeaseCache {
     pub async fn get<I, IFut, R, RFut>(
         &self,
         key: &ResponseKey,
+        pod: &str,
         handle: &TokenHandle,
         issue: I,
         renew: R,
@@ -200,15 +236,13 @@ impl LeaseCache {
         let now = Instant::now();
         let (interval, idle) = {
             let mut seen = slot.seen.lock().unwrap_or_else(|e| e.into_inner());
-            let gap = seen.0.map(|last| now - last);
-            let interval = seen.1;
-            let idle = match (self.idle_timeout, gap, interval) {
+            let (since_any, interval) = seen.record(pod, now);
+            let idle = match (self.idle_timeout, since_any, interval) {
                 (Some(limit), Some(gap), _) => gap > limit,
                 (None, Some(gap), Some(interval)) => gap > interval * 2 && gap > MIN_MARGIN * 10,
                 _ => false,
             };
-            *seen = (Some(now), gap.or(interval));
-            (seen.1.unwrap_or(Duration::ZERO), idle)
+            (interval.unwrap_or(Duration::ZERO), idle)
         };
         let mut held = slot.held.lock().await;
         if idle {
@@ -298,6 +332,7 @@ impl LeaseCache {
     pub async fn adopt(
         &self,
         key: &ResponseKey,
+        pod: &str,
         response: Arc<VaultResponse>,
         handle: &TokenHandle,
     ) {
@@ -305,7 +340,11 @@ impl LeaseCache {
         let mut held = slot.held.lock().await;
         if held.is_none() {
             *held = Held::from_response(response, handle, Instant::now());
-            *slot.seen.lock().unwrap_or_else(|e| e.into_inner()) = (Some(Instant::now()), None);
+            let _ = slot
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(pod, Instant::now());
         }
     }
 }
@@ -356,7 +395,7 @@ mod tests {
             let response = issue();
             outcomes.push(
                 cache
-                    .get(&key(), token, || async { Ok(response) }, refuse)
+                    .get(&key(), "p", token, || async { Ok(response) }, refuse)
                     .await
                     .1,
             );
@@ -372,6 +411,7 @@ mod tests {
         let (first, outcome) = cache
             .get(
                 &key(),
+                "p",
                 &token,
                 || async { Ok(lease("l0", 30, true)) },
                 refuse,
@@ -393,6 +433,7 @@ mod tests {
         let (renewed, outcome) = cache
             .get(
                 &key(),
+                "p",
                 &token,
                 || async { Ok(lease("new", 30, true)) },
                 renew_ok,
@@ -412,12 +453,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn every_replica_gets_a_credential_that_outlives_its_next_poll() {
+        // Ten replicas poll every 60 s, 6 s apart: mounts of the identity come
+        // every 6 s, but each pod's own interval is 60 s.
+        let cache = LeaseCache::new(10, None);
+        let token = handle(None);
+        let mut ends: std::collections::HashMap<String, u64> = Default::default();
+        let mut issued = 0u32;
+        for step in 0..120u64 {
+            let now = step * 6;
+            let name = format!("l{issued}");
+            let (response, outcome) = cache
+                .get(
+                    &key(),
+                    &format!("pod-{}", step % 10),
+                    &token,
+                    || async { Ok(lease(&name, 300, false)) },
+                    refuse,
+                )
+                .await;
+            if matches!(outcome, LeaseOutcome::Issued | LeaseOutcome::Reissued) {
+                ends.insert(name.clone(), now + 300);
+                issued += 1;
+            }
+            let id = response.unwrap().lease_id.clone();
+            assert!(
+                ends[&id] > now + 60,
+                "at {now} s, {id} ends at {} s, before this pod's next poll",
+                ends[&id]
+            );
+            tokio::time::advance(Duration::from_secs(6)).await;
+        }
+        assert!(
+            issued <= 5,
+            "one credential per lease period, not per poll: {issued}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn stale_use_is_bounded_by_the_window_and_the_lease() {
         let cache = LeaseCache::new(10, None);
         let token = handle(None);
         let _ = cache
             .get(
                 &key(),
+                "p",
                 &token,
                 || async { Ok(lease("l0", 60, true)) },
                 refuse,
@@ -441,6 +521,7 @@ mod tests {
         let _ = cache
             .get(
                 &key(),
+                "p",
                 &short_token,
                 || async { Ok(lease("l0", 3600, true)) },
                 refuse,
@@ -474,7 +555,7 @@ mod tests {
         };
         let token = handle(None);
         let _ = cache
-            .get(&key(), &token, || async move { Ok(cert(1)) }, refuse)
+            .get(&key(), "p", &token, || async move { Ok(cert(1)) }, refuse)
             .await;
         // Polled every 10 s: the same certificate until two thirds of 300 s.
         let outcomes = poll(&cache, &token, 10, 20, move || cert(2)).await;
@@ -489,11 +570,11 @@ mod tests {
         };
         let fresh = LeaseCache::new(10, None);
         assert_eq!(
-            fresh.get(&key(), &token, plain, refuse).await.1,
+            fresh.get(&key(), "p", &token, plain, refuse).await.1,
             PassedThrough
         );
         assert_eq!(
-            fresh.get(&key(), &token, plain, refuse).await.1,
+            fresh.get(&key(), "p", &token, plain, refuse).await.1,
             PassedThrough
         );
     }
