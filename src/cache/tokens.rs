@@ -492,27 +492,7 @@ mod tests {
 
     #[test]
     fn cache_is_bounded_and_can_be_disabled() {
-        let key = |n: &str| TokenKey {
-            connection: Connection {
-                address: crate::spc::VaultAddress::parse("http://v:8200").unwrap(),
-                namespace: None,
-                tls: Default::default(),
-            },
-            auth: AuthConfig {
-                method: crate::spc::AuthMethod::Kubernetes,
-                mount: "kubernetes".into(),
-                role: "r".into(),
-                audience: "vault".into(),
-                mint_audiences: vec![],
-            },
-            identity: Identity::Pod {
-                pod: PodInfo {
-                    uid: n.into(),
-                    ..Default::default()
-                },
-                credential: None,
-            },
-        };
+        let key = |n: &str| (*crate::cache::test_key(n, "").identity).clone();
         let cache = TokenCache::new(2);
         let a = cache.slot(&key("a"));
         assert!(Arc::ptr_eq(&a, &cache.slot(&key("a"))));

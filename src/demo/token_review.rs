@@ -92,18 +92,23 @@ impl Drop for TokenReviewServer {
     }
 }
 
-/// A `meta/v1` Status body, which the API server sends with every error.
-fn status_error(code: StatusCode, reason: &str, message: &str) -> Response {
-    let body = json!({
+/// A `meta/v1` Status failure body, which the API server sends with every
+/// error (also used by the tests' fake of the Secrets API).
+pub fn status_body(code: u16, reason: &str, message: &str) -> serde_json::Value {
+    json!({
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
         "message": message,
         "reason": reason,
-        "code": code.as_u16(),
-    });
-    (code, Json(body)).into_response()
+        "code": code,
+    })
+}
+
+/// An error answer with a Status body.
+fn status_error(code: StatusCode, reason: &str, message: &str) -> Response {
+    (code, Json(status_body(code.as_u16(), reason, message))).into_response()
 }
 
 async fn not_found() -> Response {

@@ -257,7 +257,9 @@ impl FetchContext<'_> {
         };
         match &lease_key {
             Some(key) if !request.method.is_read() || leases.holds(key) => {
-                let (result, outcome) = leases.get(key, &self.cfg.pod.uid, handle, issue, renew).await;
+                let (result, outcome) = leases
+                    .get(key, &self.cfg.pod.uid, handle, issue, renew)
+                    .await;
                 let metrics = self.metrics();
                 match outcome {
                     LeaseOutcome::Reused => metrics.cache_hit(CacheKind::Lease),
@@ -306,7 +308,9 @@ impl FetchContext<'_> {
         if let (Ok(response), Some(key)) = (&result, &lease_key)
             && !response.lease_id.is_empty()
         {
-            leases.adopt(key, &self.cfg.pod.uid, response.clone(), handle).await;
+            leases
+                .adopt(key, &self.cfg.pod.uid, response.clone(), handle)
+                .await;
         }
         result
     }

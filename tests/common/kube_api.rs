@@ -604,15 +604,7 @@ fn status(
     message: &str,
     details: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut body = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code.as_u16(),
-    });
+    let mut body = vault_csi::demo::token_review::status_body(code.as_u16(), reason, message);
     if let Some(details) = details {
         body["details"] = details;
     }
