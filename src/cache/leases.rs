@@ -39,6 +39,9 @@ pub enum LeaseOutcome {
     Issued,
     /// A new credential replaced one near its end (or whose renewal failed).
     Reissued,
+    /// The held lease was renewed, but too little life was granted to keep
+    /// it (a max TTL near), so a new credential replaced it: both count.
+    RenewedThenReissued,
     /// The answer is not reusable (no lease, no expiration): passed through.
     PassedThrough,
 }
@@ -245,6 +248,8 @@ impl LeaseCache {
             (interval.unwrap_or(Duration::ZERO), idle)
         };
         let mut held = slot.held.lock().await;
+        // Whether this call renewed the held lease, even if it then replaced it.
+        let mut renewed_now = false;
         if idle {
             // Not mounted for long: the identity may be gone; start afresh.
             *held = None;
@@ -273,6 +278,7 @@ impl LeaseCache {
                         current.confirmed = now;
                         current.renew_at = renewed.renewable.then(|| now + granted * 2 / 3);
                         outcome = LeaseOutcome::Renewed;
+                        renewed_now = true;
                     }
                     // Refused: keep using it until the deadline nears.
                     _ => current.renew_at = None,
@@ -287,10 +293,11 @@ impl LeaseCache {
         match issue().await {
             Ok(response) => {
                 *held = Held::from_response(response.clone(), handle, Instant::now());
-                let outcome = match (held.is_some(), replacing) {
-                    (false, _) => LeaseOutcome::PassedThrough,
-                    (true, false) => LeaseOutcome::Issued,
-                    (true, true) => LeaseOutcome::Reissued,
+                let outcome = match (held.is_some(), replacing, renewed_now) {
+                    (false, _, _) => LeaseOutcome::PassedThrough,
+                    (true, false, _) => LeaseOutcome::Issued,
+                    (true, true, false) => LeaseOutcome::Reissued,
+                    (true, true, true) => LeaseOutcome::RenewedThenReissued,
                 };
                 (Ok(response), outcome)
             }
@@ -450,6 +457,41 @@ mod tests {
         // the new one reused.
         let outcomes = poll(&cache, &token, 5, 5, || lease("l1", 30, true)).await;
         assert_eq!(outcomes, [Reused, Reused, Reused, Reissued, Reused]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_that_grants_too_little_still_counts_as_a_renewal() {
+        let cache = LeaseCache::new(10, None);
+        let token = handle(None);
+        let (_, outcome) = cache
+            .get(
+                &key(),
+                "p",
+                &token,
+                || async { Ok(lease("l0", 30, true)) },
+                refuse,
+            )
+            .await;
+        assert_eq!(outcome, LeaseOutcome::Issued);
+        // Past two thirds; the renewal succeeds but its max TTL leaves 1 s,
+        // so the same call replaces it: the metric must see both.
+        tokio::time::advance(Duration::from_secs(21)).await;
+        let renew_short = |_: Arc<SecretString>, id: String, _: u64| async move {
+            Ok(serde_json::from_value::<VaultResponse>(
+                serde_json::json!({"lease_id": id, "lease_duration": 1, "renewable": true}),
+            )
+            .unwrap())
+        };
+        let (_, outcome) = cache
+            .get(
+                &key(),
+                "p",
+                &token,
+                || async { Ok(lease("l1", 30, true)) },
+                renew_short,
+            )
+            .await;
+        assert_eq!(outcome, LeaseOutcome::RenewedThenReissued);
     }
 
     #[tokio::test(start_paused = true)]

@@ -272,6 +272,11 @@ impl FetchContext<'_> {
                         metrics.cache_miss(CacheKind::Lease);
                         metrics.lease_reissued();
                     }
+                    LeaseOutcome::RenewedThenReissued => {
+                        metrics.cache_miss(CacheKind::Lease);
+                        metrics.lease_renewed();
+                        metrics.lease_reissued();
+                    }
                     LeaseOutcome::PassedThrough => {}
                 }
                 metrics.set_leases_held(leases.len());
