@@ -141,9 +141,12 @@ impl VaultClient {
             // 204 No Content: a response with no data.
             return Ok(VaultResponse::default());
         }
-        serde_json::from_slice(&body).map_err(|e| VaultError::Body {
-            detail: format!("not a Vault JSON response ({e})"),
-        })
+        let mut response: VaultResponse =
+            serde_json::from_slice(&body).map_err(|e| VaultError::Body {
+                detail: format!("not a Vault JSON response ({e})"),
+            })?;
+        response.wire_bytes = body.len();
+        Ok(response)
     }
 
     /// Logs in with a JWT (Kubernetes or JWT auth): `POST auth/<mount>/login`.

@@ -64,6 +64,10 @@ pub struct VaultResponse {
     /// Type of the mount that answered (e.g. `kv`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mount_type: String,
+    /// Size of the HTTP body it was parsed from (0 when not from the wire):
+    /// the response cache's cost estimate, without serialising it again.
+    #[serde(skip)]
+    pub wire_bytes: usize,
 }
 
 /// A JSON object holding secret data, wiped on drop.
