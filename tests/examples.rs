@@ -49,6 +49,16 @@ const EXAMPLES: &[&str] = &[
     "migrate-from-hashicorp",
 ];
 
+/// One `secretObjects` entry of a SecretProviderClass.
+struct SecretObject {
+    /// `secretName`.
+    secret_name: String,
+    /// `type`.
+    kind: String,
+    /// `(objectName, key)` of each `data` entry.
+    data: Vec<(String, String)>,
+}
+
 /// One example directory's Kubernetes documents.
 struct Example {
     /// The directory under examples/.
@@ -178,8 +188,8 @@ impl Example {
         TestPod::new(&namespace, sa)
     }
 
-    /// `(secretName, type, [(objectName, key)])` of each secretObjects entry.
-    fn secret_objects(&self) -> Vec<(String, String, Vec<(String, String)>)> {
+    /// The secretObjects entries, their required fields checked.
+    fn secret_objects(&self) -> Vec<SecretObject> {
         let Some(list) = self.spc()["spec"]["secretObjects"].as_array() else {
             return Vec::new();
         };
@@ -197,11 +207,11 @@ impl Example {
                     .map(|d| (text(&d["objectName"], "objectName"), text(&d["key"], "key")))
                     .collect();
                 assert!(!data.is_empty(), "{}: secretObjects without data", self.dir);
-                (
-                    text(&s["secretName"], "secretName"),
-                    text(&s["type"], "type"),
+                SecretObject {
+                    secret_name: text(&s["secretName"], "secretName"),
+                    kind: text(&s["type"], "type"),
                     data,
-                )
+                }
             })
             .collect()
     }
@@ -258,7 +268,12 @@ impl Example {
     /// Every `secretObjects[].data[].objectName` names a returned file.
     fn check_secret_objects(&self, response: &MountResponse) {
         let files: Vec<&str> = response.files.iter().map(|f| f.path.as_str()).collect();
-        for (secret, kind, data) in self.secret_objects() {
+        for SecretObject {
+            secret_name: secret,
+            kind,
+            data,
+        } in self.secret_objects()
+        {
             for (object, key) in data {
                 assert!(
                     files.contains(&object.as_str()),
@@ -416,7 +431,7 @@ fn pki_tls() {
         let tls: Vec<_> = example
             .secret_objects()
             .into_iter()
-            .filter(|(_, kind, _)| kind == "kubernetes.io/tls")
+            .filter(|s| s.kind == "kubernetes.io/tls")
             .collect();
         assert_eq!(tls.len(), 1, "one kubernetes.io/tls Secret");
     });
@@ -435,11 +450,12 @@ fn sync_envfrom() {
         .await;
         let response = example.mount(&provider().await).await;
         let objects = example.secret_objects();
-        let [(secret, kind, data)] = objects.as_slice() else {
+        let [object] = objects.as_slice() else {
             panic!("one synced Secret expected");
         };
-        assert_eq!(kind, "Opaque");
-        let synced: BTreeMap<&str, &str> = data
+        assert_eq!(object.kind, "Opaque");
+        let synced: BTreeMap<&str, &str> = object
+            .data
             .iter()
             .map(|(object, key)| (key.as_str(), file(&response, object)))
             .collect();
@@ -451,7 +467,7 @@ fn sync_envfrom() {
         let container = &spec["containers"][0];
         assert_eq!(
             container["envFrom"][0]["secretRef"]["name"],
-            secret.as_str()
+            object.secret_name.as_str()
         );
         assert!(container["volumeMounts"][0]["mountPath"].is_string());
     });
