@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod kube_api;
+pub mod manifests;
 pub mod postgres;
 pub mod provider;
 pub mod proxy;

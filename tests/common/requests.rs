@@ -72,6 +72,24 @@ impl MountBuilder {
         }
     }
 
+    /// A request for the SecretProviderClass `name` with its `parameters`
+    /// exactly as written: nothing (address, role, objects) is added.
+    pub fn from_parameters<'a>(
+        name: &str,
+        parameters: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Self {
+        let mut attributes = Map::new();
+        attributes.insert("secretProviderClass".into(), json!(name));
+        for (key, value) in parameters {
+            attributes.insert(key.clone(), json!(value));
+        }
+        MountBuilder {
+            attributes,
+            secrets: Value::Null,
+            permission: "420".into(),
+        }
+    }
+
     /// Sets an SPC parameter or attribute.
     pub fn param(mut self, key: &str, value: &str) -> Self {
         self.attributes.insert(key.into(), json!(value));
