@@ -284,7 +284,7 @@ pub(crate) fn read_error(
             WRITE_NOT_REPEATED.to_string(),
         ),
         VaultError::Status { status, .. } if *status == 429 || *status >= 500 => {
-            return vault_unreachable(cfg, &format!("{objects}: {request}"), error);
+            return vault_unreachable(cfg, &format!("fetching {objects}: {request}"), error);
         }
         VaultError::Status { status, .. } if !(300..400).contains(status) => {
             (Code::InvalidArgument, error.to_string(), String::new())
@@ -298,7 +298,7 @@ pub(crate) fn read_error(
             WRITE_NOT_REPEATED.to_string(),
         ),
         VaultError::Transport { .. } => {
-            return vault_unreachable(cfg, &format!("{objects}: {request}"), error);
+            return vault_unreachable(cfg, &format!("fetching {objects}: {request}"), error);
         }
         VaultError::Status { .. }
         | VaultError::Redirect { .. }
