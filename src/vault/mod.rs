@@ -11,5 +11,5 @@ mod tls;
 pub use client::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, LoginResponse, VaultClient};
 pub use error::{TransportKind, VaultError};
 pub use pool::ClientPool;
-pub use redirect::{MAX_REDIRECTS, RedirectHosts, Refusal};
+pub use redirect::{RedirectHosts, Refusal};
 pub use response::{SecretJson, SecretJsonMap, VaultResponse};

@@ -14,7 +14,7 @@ use reqwest::Url;
 use crate::spc::Method;
 
 /// Most redirects followed for one request.
-pub const MAX_REDIRECTS: usize = 3;
+pub(super) const MAX_REDIRECTS: usize = 3;
 
 /// One entry of `--vault-redirect-hosts`: a host, with or without a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl fmt::Display for Refusal {
 
 /// What a redirect names, without user info, query or fragment (for
 /// messages: a path is no secret, but a query or user info might be).
-pub fn describe(url: &Url) -> String {
+pub(super) fn describe(url: &Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
