@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{MountBuilder, Provider, TestPod, env, run};
@@ -298,82 +296,6 @@ fn a_misconfigured_auth_method_is_failed_precondition() {
             "{err:?}"
         );
         assert!(err.message().contains("auth/absent"), "{}", err.message());
-    });
-}
-
-#[test]
-fn an_unreachable_vault_is_unavailable_and_a_silent_one_hits_the_deadline() {
-    run(async {
-        let env = env().await;
-        let provider = Provider::start_with_env(&[], &[("VAULT_MAX_RETRIES", "0")]).await;
-        let pod = TestPod::new("errors-ns", "app");
-        let builder = MountBuilder::new("http://127.0.0.1:1", "errors", &kv("secret/data/x", "k"))
-            .pod(&pod, &env.signer, "vault");
-        expect_error(
-            &provider,
-            builder,
-            Code::Unavailable,
-            &["http://127.0.0.1:1", "could not connect"],
-        )
-        .await;
-
-        // A server that accepts connections and never answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        let holder = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                held.push(socket);
-            }
-        });
-        let builder = MountBuilder::new(&addr, "errors", &kv("secret/data/x", "k")).pod(
-            &pod,
-            &env.signer,
-            "vault",
-        );
-        let mut call = tonic::Request::new(builder.build());
-        call.set_timeout(Duration::from_secs(2));
-        let err = provider.client().await.mount(call).await.unwrap_err();
-        assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
-        assert!(accepted.load(Ordering::SeqCst) >= 1);
-        // The provider's own message, in its log, says what it was waiting for.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !provider.logs().contains("did not finish within") {
-            assert!(std::time::Instant::now() < deadline, "{}", provider.logs());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        holder.abort();
-        // The provider still serves other mounts.
-        let err = provider
-            .mount(
-                MountBuilder::new("http://127.0.0.1:1", "errors", &kv("secret/data/x", "k"))
-                    .pod(&pod, &env.signer, "vault")
-                    .build(),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::Unavailable);
-    });
-}
-
-#[test]
-fn a_response_over_the_limit_is_resource_exhausted() {
-    run(async {
-        let env = setup().await;
-        let big = "x".repeat(4 * 1024 * 1024 + 10);
-        env.kv2_put("errors/big", json!({"blob": big})).await;
-        let provider = Provider::start(&[]).await;
-        let pod = TestPod::new("errors-ns", "app");
-        expect_error(
-            &provider,
-            request(env, &pod, &kv("secret/data/errors/big", "blob")),
-            Code::ResourceExhausted,
-            &["4194304", "--max-call-recv-msg-size"],
-        )
-        .await;
     });
 }
 

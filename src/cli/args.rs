@@ -20,6 +20,8 @@ pub const LONG_FLAGS: &[&str] = &[
     "vault-tls-client-cert",
     "vault-tls-client-key",
     "vault-tls-skip-verify",
+    "vault-redirect-hosts",
+    "max-response-bytes",
     "log-level",
     "log-format",
     "debug",
@@ -127,6 +129,14 @@ pub struct ServeArgs {
     #[arg(long = "vault-tls-skip-verify", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = go_bool)]
     pub vault_tls_skip_verify: Option<bool>,
+    /// vault-csi: hosts (`host` or `host:port`, comma-separated) Vault may
+    /// redirect requests to, with the token; other redirects fail the mount.
+    #[arg(long = "vault-redirect-hosts", default_value = "")]
+    pub vault_redirect_hosts: String,
+    /// vault-csi: largest Vault answer, and largest Mount response, in bytes;
+    /// keep it at most the driver's --max-call-recv-msg-size.
+    #[arg(long = "max-response-bytes", default_value_t = crate::vault::DEFAULT_MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
     /// Most cached Vault tokens; 0 disables the cache.
     #[arg(long = "cache-size", default_value_t = 1000)]
     pub cache_size: usize,

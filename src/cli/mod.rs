@@ -147,6 +147,12 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
             .parse()
             .map_err(|_| format!("VAULT_MAX_RETRIES={retries:?} is not a non-negative integer"))?;
     }
+    client.redirect_hosts = crate::vault::RedirectHosts::parse(&a.vault_redirect_hosts)
+        .map_err(|e| format!("--vault-redirect-hosts: {e}"))?;
+    if a.max_response_bytes == 0 {
+        return Err("--max-response-bytes must be at least 1".into());
+    }
+    client.max_response_bytes = a.max_response_bytes;
     let hmac = match a.hmac_key_file {
         Some(path) => HmacKeySource::File(path),
         None => HmacKeySource::Kubernetes {

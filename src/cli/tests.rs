@@ -170,3 +170,32 @@ fn durations_accept_bare_seconds_and_units() {
     assert_eq!(parse_duration("1m30s").unwrap().as_secs(), 90);
     assert!(parse_duration("-1").is_err());
 }
+
+#[test]
+fn redirect_hosts_and_the_response_limit() {
+    let s = serve(&[], &[]);
+    assert_eq!(s.client.max_response_bytes, 4 * 1024 * 1024);
+    assert_eq!(
+        s.client.redirect_hosts,
+        crate::vault::RedirectHosts::default()
+    );
+    let s = serve(
+        &[
+            "-vault-redirect-hosts=vault-0.vault:8200,vault-1.vault",
+            "-max-response-bytes=8388608",
+        ],
+        &[],
+    );
+    assert_eq!(s.client.max_response_bytes, 8 * 1024 * 1024);
+    assert_eq!(
+        s.client.redirect_hosts,
+        crate::vault::RedirectHosts::parse("vault-0.vault:8200,vault-1.vault").unwrap()
+    );
+    for bad in [
+        "--vault-redirect-hosts=https://vault:8200",
+        "--max-response-bytes=0",
+        "--max-response-bytes=4MiB",
+    ] {
+        assert!(parse(&[bad], &[]).is_err(), "{bad}");
+    }
+}

@@ -5,7 +5,7 @@ use tonic::Code;
 
 use crate::k8s::MintError;
 use crate::spc::{AuthMethod, MountConfig, RequestKey, SpcError};
-use crate::vault::{TransportKind, VaultError};
+use crate::vault::{Refusal, TransportKind, VaultError};
 
 /// A failed Mount: a gRPC code and a message for `kubectl describe pod`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +127,12 @@ pub(crate) fn login_error(cfg: &MountConfig, error: &VaultError) -> MountError {
                 error.vault_message()
             ),
         ),
+        VaultError::Status { status, .. } if (300..400).contains(status) => {
+            return answer_mount_error(cfg, &format!("login at auth/{mount}"), error);
+        }
+        VaultError::Redirect { .. } | VaultError::TooLarge { .. } | VaultError::Body { .. } => {
+            return answer_mount_error(cfg, &format!("login at auth/{mount}"), error);
+        }
         other => return vault_unreachable(cfg, "logging in", other),
     };
     let hint = login_hint(&error.vault_message(), cfg);
@@ -251,32 +257,94 @@ pub(crate) fn read_error(
             "use the method the secrets engine documents for this path (GET to read, PUT to issue)"
                 .to_string(),
         ),
-        VaultError::Status { status, .. } if (300..400).contains(status) => (
-            Code::FailedPrecondition,
-            error.to_string(),
-            "point vaultAddress at the server that answers, not one that redirects".to_string(),
+        VaultError::Status { status: 500, .. } => (
+            Code::Internal,
+            format!(
+                "Vault failed the request with an internal error (500): {}",
+                error.vault_message()
+            ),
+            format!(
+                "Vault's server log has the cause; a secrets engine that cannot reach its backend \
+                 answers this way{}",
+                if request.method.is_read() {
+                    " (reads are retried before this error)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        // A gateway in front of Vault may have passed the write on before
+        // failing: the driver retries Unavailable, so a second credential
+        // could be issued.  Aborted is not retried.
+        VaultError::Status {
+            status: 502 | 504, ..
+        } if !request.method.is_read() => (
+            Code::Aborted,
+            format!("{error}, after the request may have reached Vault"),
+            WRITE_NOT_REPEATED.to_string(),
         ),
         VaultError::Status { status, .. } if *status == 429 || *status >= 500 => {
-            return vault_unreachable(cfg, &format!("{objects}: {request}"), error);
+            return vault_unreachable(cfg, &format!("fetching {objects}: {request}"), error);
         }
-        VaultError::Status { .. } => (Code::InvalidArgument, error.to_string(), String::new()),
+        VaultError::Status { status, .. } if !(300..400).contains(status) => {
+            (Code::InvalidArgument, error.to_string(), String::new())
+        }
         VaultError::Transport {
             kind: TransportKind::Broken | TransportKind::Timeout,
             ..
         } if !request.method.is_read() => (
             Code::Aborted,
             format!("{error}, after the request may have reached Vault"),
-            "a write can issue a new credential, so the provider does not repeat it; the next \
-                 mount will"
-                .to_string(),
+            WRITE_NOT_REPEATED.to_string(),
         ),
         VaultError::Transport { .. } => {
-            return vault_unreachable(cfg, &format!("{objects}: {request}"), error);
+            return vault_unreachable(cfg, &format!("fetching {objects}: {request}"), error);
         }
-        VaultError::TooLarge { limit } => (
+        VaultError::Status { .. }
+        | VaultError::Redirect { .. }
+        | VaultError::TooLarge { .. }
+        | VaultError::Body { .. }
+        | VaultError::Config { .. } => answer_error(error),
+    };
+    let hint = if hint.is_empty() {
+        hint
+    } else {
+        format!(". Hint: {hint}")
+    };
+    MountError::new(code, format!("{at}: {what}{hint}"))
+}
+
+/// Why a failed write is not repeated.
+const WRITE_NOT_REPEATED: &str = "a write can issue a new credential, so neither the provider nor \
+     the driver repeats it; the next mount will";
+
+/// Code, message and hint for an answer the provider cannot use, whatever
+/// the request: a redirect it does not follow, an answer over the size
+/// limit or not Vault's JSON, connection settings it cannot use.
+fn answer_error(error: &VaultError) -> (Code, String, String) {
+    const ACTIVE_NODE: &str = "point vaultAddress at the active Vault node, or at a load \
+         balancer that forwards to it";
+    match error {
+        VaultError::Redirect { refusal, .. } => {
+            let hint = match refusal {
+                Refusal::NotListed { host } => format!(
+                    "if {host} is a node of the same Vault cluster (a standby sends clients to the \
+                     active node), add it to the provider's --vault-redirect-hosts; otherwise \
+                     {ACTIVE_NODE}"
+                ),
+                Refusal::Downgrade => format!(
+                    "the token is never sent over plain HTTP to follow a redirect; {ACTIVE_NODE}, \
+                     or make the active node advertise an https address (api_addr)"
+                ),
+                _ => ACTIVE_NODE.to_string(),
+            };
+            (Code::FailedPrecondition, error.to_string(), hint)
+        }
+        VaultError::TooLarge { .. } => (
             Code::ResourceExhausted,
-            format!("Vault's answer is larger than {limit} bytes"),
-            "raise --max-response-bytes and the driver's --max-call-recv-msg-size together"
+            error.to_string(),
+            "raise the provider's --max-response-bytes and the driver's \
+             --max-call-recv-msg-size together"
                 .to_string(),
         ),
         VaultError::Config { detail } => (Code::InvalidArgument, detail.clone(), String::new()),
@@ -285,13 +353,25 @@ pub(crate) fn read_error(
             format!("Vault's answer could not be read: {detail}"),
             "check that vaultAddress points at Vault and not at a proxy or web page".to_string(),
         ),
-    };
-    let hint = if hint.is_empty() {
-        hint
-    } else {
-        format!(". Hint: {hint}")
-    };
-    MountError::new(code, format!("{at}: {what}{hint}"))
+        // 3xx without a Location, or anything else Vault should not answer.
+        other => (
+            Code::FailedPrecondition,
+            other.to_string(),
+            ACTIVE_NODE.to_string(),
+        ),
+    }
+}
+
+/// [`answer_error`] as a [`MountError`] for the step `doing`.
+fn answer_mount_error(cfg: &MountConfig, doing: &str, error: &VaultError) -> MountError {
+    let (code, what, hint) = answer_error(error);
+    MountError::new(
+        code,
+        format!(
+            "SecretProviderClass {}: {doing} at {}: {what}. Hint: {hint}",
+            cfg.spc, cfg.connection.address
+        ),
+    )
 }
 
 /// Explains a 404: KV v2 paths need `data/`.
@@ -387,7 +467,6 @@ mod tests {
             status,
             errors: vec![],
             warnings: vec![],
-            location: None,
         };
         for down in [
             VaultError::Transport {

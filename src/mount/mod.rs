@@ -60,6 +60,30 @@ pub struct MounterSettings {
     pub minter: TokenMinter,
 }
 
+/// Refuses a response the driver would refuse: gRPC clients, the driver's
+/// included, reject a message over their receive limit
+/// (`--max-call-recv-msg-size`, 4 MiB by default) with an error that names
+/// neither the SecretProviderClass nor the cause.  The size checked is the
+/// encoded message, files, paths and versions together.
+fn check_size(cfg: &MountConfig, response: &MountResponse, limit: usize) -> Result<(), MountError> {
+    let size = prost::Message::encoded_len(response);
+    if size <= limit {
+        return Ok(());
+    }
+    let contents: usize = response.files.iter().map(|f| f.contents.len()).sum();
+    Err(MountError::new(
+        Code::ResourceExhausted,
+        format!(
+            "SecretProviderClass {}: the Mount response is {size} bytes ({} files holding {contents} \
+             bytes), over the --max-response-bytes limit of {limit} bytes. Hint: raise the \
+             provider's --max-response-bytes and the driver's --max-call-recv-msg-size together, \
+             or split the objects over several SecretProviderClasses",
+            cfg.spc,
+            response.files.len()
+        ),
+    ))
+}
+
 /// Performs mounts; shared by every request the server handles.
 pub struct Mounter {
     /// Connection defaults from flags and environment.
@@ -112,8 +136,6 @@ impl Mounter {
     pub async fn mount(&self, cfg: &MountConfig) -> Result<MountResponse, MountError> {
         let responses = self.fetch(cfg).await?;
         let key = self.hmac.key().await;
-        let limit = self.pool.options().max_response_bytes;
-        let mut total = 0usize;
         let mut files = Vec::with_capacity(cfg.objects.len());
         let mut versions = Vec::with_capacity(cfg.objects.len());
         for object in &cfg.objects {
@@ -124,7 +146,6 @@ impl Mounter {
                 )
             })?;
             let content = render(object, response, &cfg.spc)?;
-            total += content.len();
             versions.push(ObjectVersion {
                 id: object.name.as_str().to_string(),
                 version: object_version(&key, cfg, object, content.expose()),
@@ -135,22 +156,19 @@ impl Mounter {
                 contents: content.expose().to_vec(),
             });
         }
-        if total > limit {
-            return Err(MountError::new(
-                Code::ResourceExhausted,
-                format!(
-                    "SecretProviderClass {}: the files total {total} bytes, over the {limit}-byte limit. \
-                     Hint: split the objects over several SecretProviderClasses, or raise \
-                     --max-response-bytes and the driver's --max-call-recv-msg-size together",
-                    cfg.spc
-                ),
-            ));
-        }
-        Ok(MountResponse {
+        let mut response = MountResponse {
             object_version: versions,
             error: None,
             files,
-        })
+        };
+        if let Err(e) = check_size(cfg, &response, self.pool.options().max_response_bytes) {
+            // The files hold secrets and are not sent: wipe them.
+            for file in &mut response.files {
+                zeroize::Zeroize::zeroize(&mut file.contents);
+            }
+            return Err(e);
+        }
+        Ok(response)
     }
 
     /// Drops cached responses older than any use could accept (the longest

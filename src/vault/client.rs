@@ -6,11 +6,20 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::error::{TransportKind, VaultError, from_reqwest};
+use super::error::{TransportKind, VaultError, from_reqwest, json_error};
+use super::redirect::{self, Redirect, RedirectHosts};
 use super::response::VaultResponse;
 use crate::metrics::{Metrics, VaultOperation, VaultStatus};
 use crate::secret::SecretString;
 use crate::spc::{Method, RequestKey};
+
+/// The default of `--max-response-bytes`: the driver's default gRPC receive
+/// limit (`--max-call-recv-msg-size`), 4 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long the provider keeps counting an answer that is over the limit,
+/// so its error can state the size; past it the size is a lower bound.
+const COUNT_OVERSIZE_FOR: Duration = Duration::from_secs(2);
 
 /// Limits and retry settings shared by every Vault request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +30,11 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Extra attempts for a read that failed transiently (`VAULT_MAX_RETRIES`).
     pub max_retries: u32,
-    /// Largest response body accepted, in bytes.
+    /// Largest Vault answer accepted, and largest Mount response sent, in
+    /// bytes (`--max-response-bytes`): the driver refuses larger messages.
     pub max_response_bytes: usize,
+    /// Hosts Vault may redirect requests to (`--vault-redirect-hosts`).
+    pub redirect_hosts: RedirectHosts,
     /// Where every HTTP exchange and login is counted.  It rides along
     /// with the options so every client a pool builds records into the
     /// server's registry without the pool's callers passing it.
@@ -35,7 +47,8 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             max_retries: 2,
-            max_response_bytes: 4 * 1024 * 1024,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            redirect_hosts: RedirectHosts::default(),
             metrics: Metrics::default(),
         }
     }
@@ -51,6 +64,9 @@ pub struct VaultClient {
     pub(super) base: reqwest::Url,
     /// Namespace sent as `X-Vault-Namespace`.
     pub(super) namespace: Option<String>,
+    /// Whether requests go over a unix socket (whatever host a URL names),
+    /// so no redirect can be followed.
+    pub(super) over_socket: bool,
     /// Limits and retries.
     pub(super) options: ClientOptions,
 }
@@ -92,9 +108,8 @@ struct LoginEnvelope {
 
 /// Parses a response carrying an `auth` block (login or renewal).
 fn parse_login(answer: &[u8]) -> Result<LoginResponse, VaultError> {
-    let envelope: LoginEnvelope = serde_json::from_slice(answer).map_err(|e| VaultError::Body {
-        detail: format!("the login response is not Vault JSON ({e})"),
-    })?;
+    let envelope: LoginEnvelope =
+        serde_json::from_slice(answer).map_err(|e| json_error("the login response", &e))?;
     let auth = envelope.auth.ok_or_else(|| VaultError::Body {
         detail: "the login response has no auth block".into(),
     })?;
@@ -142,9 +157,7 @@ impl VaultClient {
             return Ok(VaultResponse::default());
         }
         let mut response: VaultResponse =
-            serde_json::from_slice(&body).map_err(|e| VaultError::Body {
-                detail: format!("not a Vault JSON response ({e})"),
-            })?;
+            serde_json::from_slice(&body).map_err(|e| json_error("the answer", &e))?;
         response.wire_bytes = body.len();
         Ok(response)
     }
@@ -218,9 +231,8 @@ impl VaultClient {
                 Some(token),
             )
             .await?;
-        let envelope: Envelope = serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
-            detail: format!("the token lookup response is not Vault JSON ({e})"),
-        })?;
+        let envelope: Envelope = serde_json::from_slice(&answer)
+            .map_err(|e| json_error("the token lookup response", &e))?;
         let data = envelope.data.ok_or_else(|| VaultError::Body {
             detail: "the token lookup returned no data".into(),
         })?;
@@ -266,9 +278,7 @@ impl VaultClient {
                 Some(token),
             )
             .await?;
-        serde_json::from_slice(&answer).map_err(|e| VaultError::Body {
-            detail: format!("the lease renewal response is not Vault JSON ({e})"),
-        })
+        serde_json::from_slice(&answer).map_err(|e| json_error("the lease renewal response", &e))
     }
 
     /// `POST auth/<mount>/login` with `body`; parses the `auth` block.
@@ -357,9 +367,10 @@ impl VaultClient {
         result
     }
 
-    /// One HTTP exchange; sets `answered` to the HTTP status once Vault's
-    /// answer starts arriving, so the caller can count it even when the body
-    /// is then refused.
+    /// One HTTP exchange, following redirects to `--vault-redirect-hosts`;
+    /// sets `answered` to the HTTP status once Vault's answer starts
+    /// arriving, so the caller can count it even when the body is then
+    /// refused.
     async fn exchange(
         &self,
         method: Method,
@@ -380,6 +391,68 @@ impl VaultClient {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
+        let mut hops = 0;
+        loop {
+            let request = self.build_request(method, url.clone(), body, token)?;
+            let response = request.send().await.map_err(from_reqwest)?;
+            let status = response.status();
+            *answered = Some(status.as_u16());
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            if let (true, Some(location)) = (status.is_redirection(), location) {
+                let asked = Redirect {
+                    from: &url,
+                    status: status.as_u16(),
+                    location,
+                    method,
+                    hops,
+                };
+                match self.options.redirect_hosts.follow(&asked, self.over_socket) {
+                    Ok(next) => {
+                        tracing::debug!(
+                            status = status.as_u16(),
+                            to = %redirect::describe(&next),
+                            "following Vault's redirect"
+                        );
+                        // The 3xx answer's body is dropped unread: the
+                        // connection is not reused, which costs little on
+                        // a path taken once per redirect.
+                        url = next;
+                        hops += 1;
+                        continue;
+                    }
+                    Err((target, refusal)) => {
+                        return Err(VaultError::Redirect {
+                            status: status.as_u16(),
+                            target: target.as_ref().map(redirect::describe),
+                            refusal,
+                        });
+                    }
+                }
+            }
+            let bytes = self.read_body(response).await?;
+            if status.is_success() {
+                return Ok(bytes);
+            }
+            let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
+            return Err(VaultError::Status {
+                status: status.as_u16(),
+                errors: parsed.errors.unwrap_or_default(),
+                warnings: parsed.warnings.unwrap_or_default(),
+            });
+        }
+    }
+
+    /// The HTTP request for one exchange, with Vault's headers and the token.
+    fn build_request(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        body: Option<&str>,
+        token: Option<&SecretString>,
+    ) -> Result<reqwest::RequestBuilder, VaultError> {
         let http_method = reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| {
             VaultError::Body {
                 detail: e.to_string(),
@@ -408,39 +481,50 @@ impl VaultClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let mut response = request.send().await.map_err(from_reqwest)?;
-        let status = response.status();
-        *answered = Some(status.as_u16());
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        Ok(request)
+    }
+
+    /// Reads an answer's body up to `--max-response-bytes`.  A larger one is
+    /// refused with its size: the declared `Content-Length`, or what could
+    /// be counted (without keeping it) within [`COUNT_OVERSIZE_FOR`].
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let limit = self.options.max_response_bytes;
-        if response.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(VaultError::TooLarge { limit });
+        if let Some(size) = response.content_length().filter(|&n| n > limit as u64) {
+            return Err(VaultError::TooLarge {
+                limit,
+                size,
+                at_least: false,
+            });
         }
         let mut bytes = Zeroizing::new(Vec::new());
         while let Some(chunk) = response.chunk().await.map_err(from_reqwest)? {
             if bytes.len() + chunk.len() > limit {
-                return Err(VaultError::TooLarge { limit });
+                let mut size = (bytes.len() + chunk.len()) as u64;
+                // The chunks are dropped as they come: only their length
+                // is kept.  An answer that breaks off or goes on past the
+                // time allowed leaves the size a lower bound.
+                let whole = tokio::time::timeout(COUNT_OVERSIZE_FOR, async {
+                    loop {
+                        match response.chunk().await {
+                            Ok(Some(chunk)) => size += chunk.len() as u64,
+                            Ok(None) => return true,
+                            Err(_) => return false,
+                        }
+                    }
+                })
+                .await;
+                return Err(VaultError::TooLarge {
+                    limit,
+                    size,
+                    at_least: whole != Ok(true),
+                });
             }
             bytes.extend_from_slice(&chunk);
         }
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
-        Err(VaultError::Status {
-            status: status.as_u16(),
-            errors: parsed.errors.unwrap_or_default(),
-            warnings: parsed.warnings.unwrap_or_default(),
-            location: if status.is_redirection() {
-                location
-            } else {
-                None
-            },
-        })
+        Ok(bytes)
     }
 }
 

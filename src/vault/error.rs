@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::redirect::Refusal;
+
 /// Why a request never got an HTTP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
@@ -32,8 +34,16 @@ pub enum VaultError {
         errors: Vec<String>,
         /// Vault's `warnings` list (KV v2 explains wrong paths here).
         warnings: Vec<String>,
-        /// `Location` of a redirect, which is never followed.
-        location: Option<String>,
+    },
+    /// Vault redirected the request somewhere it is not followed.
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// Where to, without user info or query; `None` when the
+        /// `Location` could not be read as a URL.
+        target: Option<String>,
+        /// Why it was not followed.
+        refusal: Refusal,
     },
     /// The answer could not be used.
     Body {
@@ -47,8 +57,13 @@ pub enum VaultError {
     },
     /// The answer was larger than the provider accepts.
     TooLarge {
-        /// The configured limit in bytes.
+        /// The configured limit in bytes (`--max-response-bytes`).
         limit: usize,
+        /// The answer's size in bytes, as declared or counted.
+        size: u64,
+        /// Whether `size` is only a lower bound (the provider stopped
+        /// counting an answer that went on and on).
+        at_least: bool,
     },
 }
 
@@ -67,9 +82,10 @@ impl VaultError {
         match self {
             VaultError::Transport { .. } => true,
             VaultError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            VaultError::Body { .. } | VaultError::Config { .. } | VaultError::TooLarge { .. } => {
-                false
-            }
+            VaultError::Redirect { .. }
+            | VaultError::Body { .. }
+            | VaultError::Config { .. }
+            | VaultError::TooLarge { .. } => false,
         }
     }
 
@@ -104,16 +120,8 @@ impl fmt::Display for VaultError {
             } => {
                 write!(f, "the connection to Vault broke: {detail}")
             }
-            VaultError::Status {
-                status,
-                errors,
-                location,
-                ..
-            } => {
+            VaultError::Status { status, errors, .. } => {
                 write!(f, "Vault answered {status}")?;
-                if let Some(location) = location {
-                    write!(f, " redirecting to {location} (redirects are not followed)")?;
-                }
                 if !errors.is_empty() {
                     write!(f, ": {}", errors.join("; "))?;
                 }
@@ -121,8 +129,27 @@ impl fmt::Display for VaultError {
             }
             VaultError::Body { detail } => write!(f, "Vault's answer could not be read: {detail}"),
             VaultError::Config { detail } => f.write_str(detail),
-            VaultError::TooLarge { limit } => {
-                write!(f, "Vault's answer is larger than the {limit}-byte limit")
+            VaultError::Redirect {
+                status,
+                target,
+                refusal,
+            } => {
+                let target = target.as_deref().unwrap_or("an unusable Location");
+                write!(
+                    f,
+                    "Vault answered {status} redirecting to {target}, which was not followed: {refusal}"
+                )
+            }
+            VaultError::TooLarge {
+                limit,
+                size,
+                at_least,
+            } => {
+                let more = if *at_least { "more than " } else { "" };
+                write!(
+                    f,
+                    "Vault's answer is {more}{size} bytes, over the --max-response-bytes limit of {limit} bytes"
+                )
             }
         }
     }
@@ -159,4 +186,49 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A body that is not the JSON expected, described by where and how it
+/// broke — never by serde's own message, which quotes the offending value
+/// (`invalid type: string "…"`), and that value may be a secret.
+pub(crate) fn json_error(what: &str, error: &serde_json::Error) -> VaultError {
+    use serde_json::error::Category;
+    let how = match error.classify() {
+        Category::Syntax => "malformed JSON",
+        Category::Eof => "JSON that ends early",
+        Category::Data => "JSON of an unexpected shape",
+        Category::Io => "unreadable JSON",
+    };
+    VaultError::Body {
+        detail: format!(
+            "{what} is not a Vault JSON response ({how} at line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_never_quote_the_body() {
+        for body in [
+            r#"{"data": "canary-secret"}"#,
+            r#"{"data": {"k": "canary-secret""#,
+            r#"canary-secret"#,
+            r#"{"data": ["canary-secret"]}"#,
+        ] {
+            #[derive(serde::Deserialize)]
+            #[allow(dead_code)]
+            struct Shape {
+                data: Option<std::collections::HashMap<String, String>>,
+            }
+            let e = serde_json::from_str::<Shape>(body).err().expect(body);
+            let text = json_error("the answer", &e).to_string();
+            assert!(!text.contains("canary"), "{text}");
+            assert!(text.contains("line 1, column"), "{text}");
+        }
+    }
 }

@@ -4,10 +4,12 @@
 mod client;
 mod error;
 mod pool;
+mod redirect;
 mod response;
 mod tls;
 
-pub use client::{ClientOptions, LoginResponse, VaultClient};
+pub use client::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, LoginResponse, VaultClient};
 pub use error::{TransportKind, VaultError};
 pub use pool::ClientPool;
+pub use redirect::{RedirectHosts, Refusal};
 pub use response::{SecretJson, SecretJsonMap, VaultResponse};

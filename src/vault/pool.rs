@@ -79,6 +79,7 @@ impl ClientPool {
             http: entry.http,
             base: entry.base,
             namespace: connection.namespace.clone(),
+            over_socket: matches!(connection.address, VaultAddress::Unix { .. }),
             options: self.options.clone(),
         })
     }
@@ -92,6 +93,8 @@ fn build(
 ) -> Result<Entry, VaultError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
+        // Redirects are followed by the client itself, to listed hosts
+        // only (redirect.rs): reqwest would carry X-Vault-Token anywhere.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("vault-csi/", env!("CARGO_PKG_VERSION")));
     if let VaultAddress::Unix { socket } = address {
