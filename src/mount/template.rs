@@ -638,6 +638,8 @@ mod tests {
             ),
             ("{{ objects.db.x }}", "object \"db\""),
             ("{{ secret.nope }}", "field \"nope\" of secret"),
+            ("{{ {'a': data, 'b': nope} | tojson }}", "key \"nope\""),
+            ("{{ nope | b64decode }}", "key \"nope\""),
         ] {
             let err = one(template, KV2).unwrap_err();
             assert_eq!(err.code, Code::InvalidArgument, "{template}");

@@ -3,12 +3,13 @@
 //! bounded work.  Rendering (the variables a template sees) is in
 //! `mount/template.rs`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine;
 use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Kwargs;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value};
 
 /// Largest template source accepted, in bytes.
@@ -118,19 +119,34 @@ fn environment() -> Environment<'static> {
     env.add_filter("b64encode", b64encode);
     env.add_filter("b64decode", b64decode);
     env.add_filter("fromjson", fromjson);
+    env.add_filter("tojson", tojson);
     env
 }
 
+/// The text of a filter's input; a missing key is an undefined-value error
+/// (so the message names the key), anything but a string is refused.
+fn text<'a>(filter: &str, value: &'a Value) -> Result<&'a str, Error> {
+    if value.is_undefined() {
+        return Err(Error::from(ErrorKind::UndefinedError));
+    }
+    value.as_str().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{filter}: the value is a {}, not a string", value.kind()),
+        )
+    })
+}
+
 /// `{{ value | b64encode }}`: standard, padded base64 of the text.
-fn b64encode(value: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(value)
+fn b64encode(value: &Value) -> Result<String, Error> {
+    Ok(base64::engine::general_purpose::STANDARD.encode(text("b64encode", value)?))
 }
 
 /// `{{ value | b64decode }}`: the text encoded as standard base64.  Errors
 /// never quote the value.
-fn b64decode(value: &str) -> Result<String, Error> {
+fn b64decode(value: &Value) -> Result<String, Error> {
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(value.trim())
+        .decode(text("b64decode", value)?.trim())
         .map_err(|_| {
             Error::new(
                 ErrorKind::InvalidOperation,
@@ -150,14 +166,44 @@ fn b64decode(value: &str) -> Result<String, Error> {
 }
 
 /// `{{ (value | fromjson).field }}`: parses a value holding JSON text.
-fn fromjson(value: &str) -> Result<Value, Error> {
-    let parsed: crate::vault::SecretJson = serde_json::from_str(value).map_err(|_| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            "fromjson: the value is not valid JSON",
-        )
-    })?;
+fn fromjson(value: &Value) -> Result<Value, Error> {
+    let parsed: crate::vault::SecretJson =
+        serde_json::from_str(text("fromjson", value)?).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "fromjson: the value is not valid JSON",
+            )
+        })?;
     Ok(json_value(&parsed.0))
+}
+
+/// `{{ value | tojson }}`: MiniJinja's, except that a missing key is an
+/// error instead of `null` (a typo must not write `null` into a config).
+fn tojson(value: &Value, indent: Option<Value>, args: Kwargs) -> Result<Value, Error> {
+    if has_undefined(value, 0) {
+        return Err(Error::from(ErrorKind::UndefinedError));
+    }
+    minijinja::filters::tojson(value, indent, args)
+}
+
+/// Whether `value` is, or (in lists and maps written in the template, to a
+/// bounded depth) holds, an undefined value.  Only the template's own list
+/// and map literals are walked: a secret's maps cannot hold undefined
+/// values, and walking them would copy their values for nothing.
+fn has_undefined(value: &Value, depth: usize) -> bool {
+    if value.is_undefined() {
+        return true;
+    }
+    if depth > 200 {
+        return false;
+    }
+    if let Some(items) = value.downcast_object_ref::<Vec<Value>>() {
+        return items.iter().any(|v| has_undefined(v, depth + 1));
+    }
+    if let Some(map) = value.downcast_object_ref::<BTreeMap<Value, Value>>() {
+        return map.values().any(|v| has_undefined(v, depth + 1));
+    }
+    false
 }
 
 /// A JSON value as a template value (a copy; maps and lists recursively).
@@ -243,6 +289,24 @@ mod tests {
             t.compiled().render(()).unwrap_err().kind(),
             ErrorKind::OutOfFuel
         );
+    }
+
+    #[test]
+    fn missing_keys_are_errors_in_helpers_too() {
+        for source in [
+            "{{ x | tojson }}",
+            "{{ [1, x] | tojson }}",
+            "{{ {'a': {'b': x}} | tojson }}",
+            "{{ x | b64encode }}",
+            "{{ x | b64decode }}",
+            "{{ x | fromjson }}",
+        ] {
+            let t = Template::parse(source).unwrap();
+            let err = t.compiled().render(()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UndefinedError, "{source}");
+        }
+        let t = Template::parse("{{ {'a': [1, 'x', none]} | tojson }}").unwrap();
+        assert_eq!(t.compiled().render(()).unwrap(), r#"{"a": [1, "x", null]}"#);
     }
 
     #[test]
