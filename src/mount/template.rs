@@ -609,6 +609,14 @@ mod tests {
             .unwrap(),
             "none"
         );
+        assert_eq!(
+            one(
+                "{% for k, v in data | items %}{{ k }}={{ v }};{% endfor %}{% for k, v in data | dictsort %}{{ k }}{% endfor %}",
+                r#"{"data":{"b":"2","a":"1"}}"#
+            )
+            .unwrap(),
+            "a=1;b=2;ab"
+        );
     }
 
     #[test]
