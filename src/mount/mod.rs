@@ -4,8 +4,10 @@
 
 mod auth;
 mod error;
+mod every_key;
 mod fetch;
 mod render;
+mod template;
 mod version;
 
 use std::time::Duration;
@@ -16,10 +18,14 @@ pub use error::MountError;
 pub use render::render;
 pub use version::object_version;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::cache::{LeaseCache, ResponseCache, TokenCache};
 use crate::k8s::{HmacKeys, TokenMinter};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
-use crate::spc::{self, Defaults, MountConfig};
+use crate::secret::SecretBytes;
+use crate::spc::{self, Content, Defaults, MountConfig, ObjectSpec};
 use crate::vault::{ClientOptions, ClientPool};
 
 /// Whether caches may be shared between pods.
@@ -138,6 +144,8 @@ impl Mounter {
         let key = self.hmac.key().await;
         let mut files = Vec::with_capacity(cfg.objects.len());
         let mut versions = Vec::with_capacity(cfg.objects.len());
+        // Templates see every object's response; built once, if needed.
+        let mut fetched: Option<template::FetchedObjects> = None;
         for object in &cfg.objects {
             let response = responses.get(&object.request).ok_or_else(|| {
                 MountError::new(
@@ -145,16 +153,44 @@ impl Mounter {
                     format!("no response kept for {}", object.request),
                 )
             })?;
-            let content = render(object, response, &cfg.spc)?;
-            versions.push(ObjectVersion {
-                id: object.name.as_str().to_string(),
-                version: object_version(&key, cfg, object, content.expose()),
-            });
-            files.push(File {
-                path: object.name.as_str().to_string(),
-                mode: object.mode.unwrap_or(cfg.default_mode) as i32,
-                contents: content.expose().to_vec(),
-            });
+            // (id, version, file contents); no contents for the id of a
+            // `secretKey: "*"` object, whose name is a directory.
+            let mut outputs: Vec<(String, String, Option<SecretBytes>)> = Vec::new();
+            match &object.content {
+                Content::Whole | Content::Key(_) => {
+                    let content = render(object, response, &cfg.spc)?;
+                    let version = object_version(&key, cfg, object, content.expose());
+                    outputs.push((object.name.to_string(), version, Some(content)));
+                }
+                Content::Template(t) => {
+                    let all =
+                        fetched.get_or_insert_with(|| fetched_objects(&cfg.objects, &responses));
+                    let content = template::render(object, t, response, all, &cfg.spc)?;
+                    let version = object_version(&key, cfg, object, content.expose());
+                    outputs.push((object.name.to_string(), version, Some(content)));
+                }
+                Content::EveryKey => {
+                    let keys = every_key::render(object, response, &cfg.objects, &cfg.spc)?;
+                    // The object's own version exists even for an empty secret.
+                    let version = version::set_version(&key, cfg, object, &keys);
+                    outputs.push((object.name.to_string(), version, None));
+                    for (name, content) in keys {
+                        let version =
+                            version::key_version(&key, cfg, object, &name, content.expose());
+                        outputs.push((format!("{}/{name}", object.name), version, Some(content)));
+                    }
+                }
+            }
+            for (id, version, content) in outputs {
+                if let Some(content) = content {
+                    files.push(File {
+                        path: id.clone(),
+                        mode: object.mode.unwrap_or(cfg.default_mode) as i32,
+                        contents: content.expose().to_vec(),
+                    });
+                }
+                versions.push(ObjectVersion { id, version });
+            }
         }
         let mut response = MountResponse {
             object_version: versions,
@@ -186,4 +222,25 @@ impl Mounter {
         cfg.cache_ttl
             .map_or(self.cache_ttl, |ttl| ttl.min(self.max_cache_ttl))
     }
+}
+
+/// Every object's response by objectName, for templates' `objects`.
+fn fetched_objects(
+    objects: &[ObjectSpec],
+    responses: &std::collections::HashMap<spc::RequestKey, Arc<crate::vault::VaultResponse>>,
+) -> template::FetchedObjects {
+    let map: BTreeMap<String, template::Fetched> = objects
+        .iter()
+        .filter_map(|o| {
+            let response = responses.get(&o.request)?.clone();
+            Some((
+                o.name.to_string(),
+                template::Fetched {
+                    response,
+                    request: o.request.to_string(),
+                },
+            ))
+        })
+        .collect();
+    Arc::new(map)
 }

@@ -1,75 +1,133 @@
 //! Turns a Vault response into one object's file contents.
 
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tonic::Code;
 
 use super::error::MountError;
 use crate::secret::SecretBytes;
-use crate::spc::{Encoding, ObjectSpec};
+use crate::spc::{Content, Encoding, ObjectSpec};
 use crate::vault::VaultResponse;
 
-/// Renders `object` from `response`.  `context` names the SPC for messages.
+/// Renders a single-file object (`secretKey: name` or no `secretKey`) from
+/// `response`.  `context` names the SPC for messages.  Templates and
+/// `secretKey: "*"` are rendered by `template.rs` and `every_key.rs`.
 pub fn render(
     object: &ObjectSpec,
     response: &VaultResponse,
     context: &str,
 ) -> Result<SecretBytes, MountError> {
-    let Some(key) = &object.secret_key else {
-        return whole_response(response, object, context);
-    };
-    let at = || {
-        format!(
-            "SecretProviderClass {context}, object {:?}: {}",
-            object.name.as_str(),
-            object.request
-        )
-    };
-    let data = response.data.as_ref().ok_or_else(|| {
+    match &object.content {
+        Content::Whole => whole_response(response, object, context),
+        Content::Key(key) => one_key(object, key, response, context),
+        Content::EveryKey | Content::Template(_) => Err(MountError::new(
+            Code::Internal,
+            format!(
+                "SecretProviderClass {context}, object {:?}: rendered as a single file by mistake",
+                object.name.as_str()
+            ),
+        )),
+    }
+}
+
+/// `SecretProviderClass ns/name, object "o": GET path`, the start of messages.
+pub(super) fn object_at(object: &ObjectSpec, context: &str) -> String {
+    format!(
+        "SecretProviderClass {context}, object {:?}: {}",
+        object.name.as_str(),
+        object.request
+    )
+}
+
+/// The secret's keys: KV v2's inner `data.data` (as HashiCorp's provider
+/// looks there first), otherwise the response's `data`.  `None` when Vault
+/// sent no data.
+pub(super) fn keys_of(response: &VaultResponse) -> Option<&Map<String, Value>> {
+    let data = response.data.as_ref()?;
+    Some(match data.0.get("data") {
+        Some(Value::Object(inner)) => inner,
+        _ => &data.0,
+    })
+}
+
+/// [`keys_of`], or NotFound when Vault sent no data.
+pub(super) fn require_keys<'a>(
+    object: &ObjectSpec,
+    response: &'a VaultResponse,
+    context: &str,
+) -> Result<&'a Map<String, Value>, MountError> {
+    keys_of(response).ok_or_else(|| {
         MountError::new(
             Code::NotFound,
             format!(
                 "{}: Vault returned no data. Hint: check that the path holds a secret",
-                at()
+                object_at(object, context)
             ),
         )
-    })?;
-    // KV v2 nests the secret under data.data; HashiCorp's provider looks there first.
-    let fields = match data.0.get("data") {
-        Some(Value::Object(inner)) => inner,
-        _ => &data.0,
-    };
-    let value = fields.get(key).ok_or_else(|| {
-        let mut available: Vec<&str> = fields.keys().map(String::as_str).take(20).collect();
-        available.sort_unstable();
-        MountError::new(
-            Code::NotFound,
-            format!(
-                "{}: key {key:?} does not exist at the secret path. Hint: the keys there are: {}",
-                at(),
-                if available.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    available.join(", ")
-                }
-            ),
-        )
-    })?;
+    })
+}
+
+/// Up to 20 key names, sorted, for hints (names only, never values).
+pub(super) fn key_list<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    let mut names: Vec<&str> = keys.map(String::as_str).take(20).collect();
+    names.sort_unstable();
+    if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// One key's value as file contents: strings raw, other values as JSON,
+/// then decoded per the object's encoding.
+pub(super) fn value_contents(
+    object: &ObjectSpec,
+    key: &str,
+    value: &Value,
+    context: &str,
+) -> Result<SecretBytes, MountError> {
     let text = match value {
         Value::String(s) => SecretBytes::new(s.as_bytes().to_vec()),
         other => SecretBytes::new(serde_json::to_vec(other).map_err(|e| {
             MountError::new(
                 Code::Internal,
-                format!("{}: cannot encode key {key:?} as JSON: {e}", at()),
+                format!(
+                    "{}: cannot encode key {key:?} as JSON: {e}",
+                    object_at(object, context)
+                ),
             )
         })?),
     };
     decode(text, object.encoding).map_err(|why| {
         MountError::new(
             Code::InvalidArgument,
-            format!("{}: the value of key {key:?} is not {why}. Hint: fix the value or the object's encoding", at()),
+            format!(
+                "{}: the value of key {key:?} is not {why}. Hint: fix the value or the object's encoding",
+                object_at(object, context)
+            ),
         )
     })
+}
+
+/// The value of `key`, or NotFound naming the keys that exist.
+fn one_key(
+    object: &ObjectSpec,
+    key: &str,
+    response: &VaultResponse,
+    context: &str,
+) -> Result<SecretBytes, MountError> {
+    let fields = require_keys(object, response, context)?;
+    let value = fields.get(key).ok_or_else(|| {
+        MountError::new(
+            Code::NotFound,
+            format!(
+                "{}: key {key:?} does not exist at the secret path. Hint: the keys there are: {}",
+                object_at(object, context),
+                key_list(fields.keys())
+            ),
+        )
+    })?;
+    value_contents(object, key, value, context)
 }
 
 /// The whole response as JSON in HashiCorp's layout, with `request_id`

@@ -17,6 +17,49 @@ pub fn object_version(
     object: &ObjectSpec,
     content: &[u8],
 ) -> String {
+    let mut ctx = context(key, cfg, object);
+    ctx.update(content);
+    finish(ctx)
+}
+
+/// The version of the file `objectName/<secret_key>` of a `secretKey: "*"`
+/// object.  The key's name is part of the input, so two keys with equal
+/// values get different versions.
+pub fn key_version(
+    key: &hmac::Key,
+    cfg: &MountConfig,
+    object: &ObjectSpec,
+    secret_key: &str,
+    content: &[u8],
+) -> String {
+    let mut ctx = context(key, cfg, object);
+    for part in [b"key".as_slice(), secret_key.as_bytes()] {
+        prefixed(&mut ctx, part);
+    }
+    ctx.update(content);
+    finish(ctx)
+}
+
+/// The version of a `secretKey: "*"` object as a whole: over every key's
+/// name and content, so it changes when any key is added, removed or
+/// changed, and exists even when the secret has no keys.
+pub fn set_version(
+    key: &hmac::Key,
+    cfg: &MountConfig,
+    object: &ObjectSpec,
+    files: &[(String, crate::secret::SecretBytes)],
+) -> String {
+    let mut ctx = context(key, cfg, object);
+    prefixed(&mut ctx, b"set");
+    for (name, content) in files {
+        prefixed(&mut ctx, name.as_bytes());
+        prefixed(&mut ctx, content.expose());
+    }
+    finish(ctx)
+}
+
+/// The HMAC over the object's configuration and the tenant.
+fn context(key: &hmac::Key, cfg: &MountConfig, object: &ObjectSpec) -> hmac::Context {
     let mut ctx = hmac::Context::with_key(key);
     for part in [
         object.fingerprint.as_bytes(),
@@ -24,10 +67,18 @@ pub fn object_version(
         cfg.connection.namespace.as_deref().unwrap_or("").as_bytes(),
         cfg.pod.namespace.as_bytes(),
     ] {
-        // Length-prefix each part so that no two different inputs collide.
-        ctx.update(&(part.len() as u64).to_be_bytes());
-        ctx.update(part);
+        prefixed(&mut ctx, part);
     }
-    ctx.update(content);
+    ctx
+}
+
+/// Length-prefixes a part so that no two different inputs collide.
+fn prefixed(ctx: &mut hmac::Context, part: &[u8]) {
+    ctx.update(&(part.len() as u64).to_be_bytes());
+    ctx.update(part);
+}
+
+/// The version text.
+fn finish(ctx: hmac::Context) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(ctx.sign().as_ref())
 }

@@ -11,14 +11,18 @@ mod error;
 mod gobool;
 mod objects;
 mod pod;
+mod template;
 
 use std::collections::{BTreeMap, HashMap};
 
 pub use address::VaultAddress;
 pub use error::SpcError;
 pub use gobool::parse_go_bool;
-pub use objects::{Encoding, Method, ObjectName, ObjectSpec, RequestKey, parse_objects};
+pub use objects::{
+    Content, Encoding, Method, ObjectName, ObjectSpec, RequestKey, is_safe_key, parse_objects,
+};
 pub use pod::{PodInfo, ServiceAccountToken};
+pub use template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL, Template, json_value};
 
 use crate::proto::MountRequest;
 use crate::secret::SecretString;

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::template::Template;
 use super::{MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, SpcError};
 
 /// One entry of `objects` as written, before validation.  Field names are
@@ -21,7 +22,11 @@ struct RawObject {
     encoding: String,
     file_permission: Option<i64>,
     cache: Option<Value>,
+    template: Option<String>,
 }
+
+/// `secretKey` value that writes every key of the secret as its own file.
+const EVERY_KEY: &str = "*";
 
 /// A validated relative file path inside the volume.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,16 +164,31 @@ impl fmt::Display for RequestKey {
     }
 }
 
+/// What an object writes from its Vault response.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// The whole response as JSON (no `secretKey`).
+    Whole,
+    /// One key's value (`secretKey: name`).
+    Key(String),
+    /// Every key as its own file `objectName/<key>` (`secretKey: "*"`);
+    /// `objectName` is then a directory.
+    EveryKey,
+    /// A file rendered from the secret's keys and other objects (`template`).
+    Template(Template),
+}
+
 /// One validated object of a SecretProviderClass.
 #[derive(Debug, Clone)]
 pub struct ObjectSpec {
-    /// File path inside the volume, and the ObjectVersion id.
+    /// File path inside the volume (a directory for [`Content::EveryKey`]),
+    /// and the ObjectVersion id.
     pub name: ObjectName,
     /// The Vault request that yields the object.
     pub request: RequestKey,
-    /// Key to extract from the response; `None` writes the whole response.
-    pub secret_key: Option<String>,
-    /// Encoding of the extracted value.
+    /// What is written from the response.
+    pub content: Content,
+    /// Encoding of the extracted value(s); always UTF-8 for templates.
     pub encoding: Encoding,
     /// File mode from `filePermission`, if set.
     pub mode: Option<u32>,
@@ -191,6 +211,10 @@ struct Fingerprint<'a> {
     secret_key: Option<&'a str>,
     encoding: Encoding,
     mode: Option<u32>,
+    /// Absent for objects without a template, so their versions are what
+    /// they were before templates existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<&'a str>,
 }
 
 /// Parses and validates the `objects` YAML.
@@ -246,7 +270,44 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, SpcError> {
             duplicates.join(", ")
         )));
     }
+    check_directories(&objects)?;
     Ok(objects)
+}
+
+/// The driver writes files by relative path, so a file `a` and a file `a/x`
+/// (or the directory of a `secretKey: "*"` object `a`) cannot both exist.
+fn check_directories(objects: &[ObjectSpec]) -> Result<(), SpcError> {
+    let files: BTreeMap<&str, ()> = objects
+        .iter()
+        .filter(|o| !matches!(o.content, Content::EveryKey))
+        .map(|o| (o.name.as_str(), ()))
+        .collect();
+    for object in objects {
+        let name = object.name.as_str();
+        for (end, _) in name.match_indices('/') {
+            let parent = &name[..end];
+            if files.contains_key(parent) {
+                return Err(SpcError::new(format!(
+                    "object {name:?} needs {parent:?} to be a directory, but object {parent:?} \
+                     writes a file there; rename one of them"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a secret's key can be a file name under a `secretKey: "*"`
+/// object: one path element, not empty, not `.` or `..`, not starting with
+/// `..` (the driver's atomic writer keeps `..data` and `..<timestamp>`
+/// there), no NUL, at most 255 bytes.
+pub fn is_safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 255
+        && !key.contains('/')
+        && !key.contains('\0')
+        && key != "."
+        && !key.starts_with("..")
 }
 
 fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
@@ -294,7 +355,26 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
             ));
         }
     };
-    let secret_key = Some(raw.secret_key.clone()).filter(|k| !k.is_empty());
+    let content = match (&raw.template, raw.secret_key.as_str()) {
+        (Some(_), key) if !key.is_empty() => {
+            return Err(format!(
+                "set either secretKey or template, not both (secretKey {key:?}); a template \
+                 reads keys by name, e.g. {{{{ {} }}}}",
+                if key == EVERY_KEY { "username" } else { key }
+            ));
+        }
+        (Some(_), _) if encoding != Encoding::Utf8 => {
+            return Err(
+                "encoding does not apply to a template; decode a value inside it with \
+                 {{ value | b64decode }}"
+                    .into(),
+            );
+        }
+        (Some(source), _) => Content::Template(Template::parse(source)?),
+        (None, "") => Content::Whole,
+        (None, EVERY_KEY) => Content::EveryKey,
+        (None, key) => Content::Key(key.to_string()),
+    };
     let request = RequestKey {
         method,
         path,
@@ -307,15 +387,19 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
         path: &request.path,
         query: &request.query,
         body: request.body.as_deref(),
-        secret_key: secret_key.as_deref(),
+        secret_key: Some(raw.secret_key.as_str()).filter(|k| !k.is_empty()),
         encoding,
         mode,
+        template: match &content {
+            Content::Template(t) => Some(t.source()),
+            _ => None,
+        },
     })
     .expect("a struct of strings and numbers always serialises");
     Ok(ObjectSpec {
         name,
         request,
-        secret_key,
+        content,
         encoding,
         mode,
         cache,

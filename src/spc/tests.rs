@@ -48,7 +48,7 @@ fn parses_a_minimal_request_with_defaults() {
     assert!(cfg.auth.mint_audiences.is_empty());
     assert_eq!(cfg.objects.len(), 1);
     assert_eq!(cfg.objects[0].request.path, "secret/data/db");
-    assert_eq!(cfg.objects[0].secret_key.as_deref(), Some("password"));
+    assert!(matches!(&cfg.objects[0].content, Content::Key(k) if k == "password"));
 }
 
 #[test]
@@ -314,4 +314,71 @@ fn approle_and_token_credentials_come_from_the_secrets() {
         "{}",
         err.message
     );
+}
+
+#[test]
+fn templates_parse_once_and_exclude_secret_key_and_encoding() {
+    let yaml = r#"
+- objectName: app.env
+  secretPath: secret/data/app
+  template: |
+    USER={{ username }}
+- objectName: all
+  secretPath: secret/data/app
+  secretKey: "*"
+- objectName: plain
+  secretPath: secret/data/app
+  secretKey: username
+"#;
+    let objects = parse_objects(yaml).unwrap();
+    let Content::Template(t) = &objects[0].content else {
+        panic!("not a template: {:?}", objects[0].content)
+    };
+    assert_eq!(t.source(), "USER={{ username }}\n");
+    assert!(objects[0].fingerprint.contains("USER={{ username }}"));
+    assert!(matches!(objects[1].content, Content::EveryKey));
+    // Objects without a template keep the fingerprint (and so the versions)
+    // they had before templates existed.
+    assert!(!objects[2].fingerprint.contains("template"));
+
+    for (extra, expected) in [
+        ("  secretKey: username\n", "either secretKey or template"),
+        ("  secretKey: \"*\"\n", "either secretKey or template"),
+        ("  encoding: base64\n", "b64decode"),
+    ] {
+        let yaml = format!(
+            "- objectName: t\n  secretPath: secret/data/app\n  template: \"{{{{ a }}}}\"\n{extra}"
+        );
+        let err = parse_objects(&yaml).unwrap_err().message;
+        assert!(
+            err.contains("object \"t\"") && err.contains(expected),
+            "{err}"
+        );
+    }
+    let yaml = "- objectName: t\n  secretPath: secret/data/app\n  encoding: utf-8\n  template: \"{{ a }}\"\n";
+    assert!(parse_objects(yaml).is_ok());
+}
+
+#[test]
+fn template_syntax_errors_name_the_object_and_line() {
+    let yaml = "- objectName: cfg.json\n  secretPath: secret/data/app\n  template: |\n    {\n      \"user\": {{ username | tojson }},\n      \"pass\": {{ password \n    }\n";
+    let err = parse_objects(yaml).unwrap_err().message;
+    assert!(err.contains("object \"cfg.json\""), "{err}");
+    assert!(err.contains("syntax error on line 4"), "{err}");
+}
+
+#[test]
+fn a_file_cannot_be_another_objects_directory() {
+    for yaml in [
+        "- objectName: a\n  secretPath: kv/x\n- objectName: a/b\n  secretPath: kv/y\n",
+        "- objectName: a\n  secretPath: kv/x\n- objectName: a/b\n  secretPath: kv/y\n  secretKey: \"*\"\n",
+    ] {
+        let err = parse_objects(yaml).unwrap_err().message;
+        assert!(err.contains("needs \"a\" to be a directory"), "{err}");
+    }
+    // A `*` object is a directory other objects may write into.
+    parse_objects(
+        "- objectName: a\n  secretPath: kv/x\n  secretKey: \"*\"\n- objectName: a/b\n  secretPath: kv/y\n",
+    )
+    .unwrap();
 }
