@@ -11,6 +11,7 @@ mod error;
 mod gobool;
 mod objects;
 mod pod;
+mod policy;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +20,7 @@ pub use error::SpcError;
 pub use gobool::parse_go_bool;
 pub use objects::{Encoding, Method, ObjectName, ObjectSpec, RequestKey, parse_objects};
 pub use pod::{PodInfo, ServiceAccountToken};
+pub use policy::{AddressAllowList, SpcPolicy};
 
 use crate::proto::MountRequest;
 use crate::secret::SecretString;
@@ -42,6 +44,9 @@ pub struct Defaults {
     pub auth_mount: Option<String>,
     /// TLS settings used when the SPC sets none of its own.
     pub tls: TlsConfig,
+    /// What SecretProviderClasses may override (`--allowed-vault-addresses`,
+    /// `--allow-spc-tls-overrides`).
+    pub policy: SpcPolicy,
 }
 
 impl Default for Defaults {
@@ -51,6 +56,7 @@ impl Default for Defaults {
             vault_namespace: None,
             auth_mount: None,
             tls: TlsConfig::default(),
+            policy: SpcPolicy::default(),
         }
     }
 }
@@ -257,10 +263,14 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
 
     let address_text = get("vaultAddress").unwrap_or(&defaults.vault_address);
     let address = VaultAddress::parse(address_text)?;
+    // The guardrails run here, before anything is fetched, so a refused
+    // SecretProviderClass never sends a pod's token anywhere.
+    defaults.policy.check_address(&spc, &address)?;
     let namespace = get("vaultNamespace")
         .map(str::to_string)
         .or_else(|| defaults.vault_namespace.clone());
     let tls = parse_tls(&get, &defaults.tls)?;
+    defaults.policy.check_tls(&spc, &tls, &defaults.tls)?;
 
     let objects_yaml = get("objects").ok_or_else(|| {
         SpcError::new(

@@ -1,16 +1,25 @@
 //! One Vault server reached with one pooled HTTP client.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::{TransportKind, VaultError, from_reqwest};
+use super::limit::Slots;
 use super::response::VaultResponse;
 use crate::metrics::{Metrics, VaultOperation, VaultStatus};
 use crate::secret::SecretString;
 use crate::spc::{Method, RequestKey};
+
+/// Default of `--vault-max-concurrent-requests`: four Mounts' worth of
+/// parallel fetches (8 each) per Vault address.  A Vault answers a read in
+/// a few milliseconds, so 32 in flight carry thousands of requests a second
+/// from one node, while a node-wide stampede (a reboot with a hundred pods)
+/// queues on the node instead of opening hundreds of connections to Vault.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 32;
 
 /// Limits and retry settings shared by every Vault request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +32,9 @@ pub struct ClientOptions {
     pub max_retries: u32,
     /// Largest response body accepted, in bytes.
     pub max_response_bytes: usize,
+    /// Most exchanges in flight to one Vault address at a time
+    /// (`--vault-max-concurrent-requests`); 0 means no limit.
+    pub max_concurrent_requests: usize,
     /// Where every HTTP exchange and login is counted.  It rides along
     /// with the options so every client a pool builds records into the
     /// server's registry without the pool's callers passing it.
@@ -36,6 +48,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             max_retries: 2,
             max_response_bytes: 4 * 1024 * 1024,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             metrics: Metrics::default(),
         }
     }
@@ -53,6 +66,8 @@ pub struct VaultClient {
     pub(super) namespace: Option<String>,
     /// Limits and retries.
     pub(super) options: ClientOptions,
+    /// This address's request slots; `None` without a limit.
+    pub(super) slots: Option<Arc<Slots>>,
 }
 
 /// A successful login.
@@ -334,6 +349,16 @@ impl VaultClient {
         body: Option<&str>,
         token: Option<&SecretString>,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        // The slot is taken per exchange, so a retry's backoff frees it.
+        let _slot = match &self.slots {
+            Some(slots) => Some(
+                slots
+                    .take(self.options.request_timeout, &self.options.metrics)
+                    .await?,
+            ),
+            None => None,
+        };
+        let _in_flight = self.options.metrics.vault_request_in_flight();
         let started = Instant::now();
         let mut answered = None;
         let result = self

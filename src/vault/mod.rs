@@ -3,11 +3,13 @@
 
 mod client;
 mod error;
+mod limit;
 mod pool;
 mod response;
 mod tls;
 
 pub use client::{ClientOptions, LoginResponse, VaultClient};
 pub use error::{TransportKind, VaultError};
+pub use limit::VaultLoad;
 pub use pool::ClientPool;
 pub use response::{SecretJson, SecretJsonMap, VaultResponse};
