@@ -88,7 +88,7 @@ fn request(env: &common::Env, vault: &str, i: usize) -> (usize, MountBuilder) {
         MountBuilder::new(vault, &format!("load-{}", account(n)), &objects)
             .param("vaultAuthMethod", "jwt")
     };
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         builder = builder.param("cacheTTL", "5s");
     }
     (n, builder.pod(&pod, &env.signer, "vault"))
