@@ -159,7 +159,13 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    Some(timeout.saturating_sub(timeout / 50))
+    // The call's deadline started on the caller's clock before the request
+    // crossed the socket and waited for a worker, and the answer must cross
+    // back: a busy node needs a few hundred milliseconds of that margin.
+    let margin = (timeout / 50)
+        .max(Duration::from_millis(250))
+        .min(timeout / 10);
+    Some(timeout.saturating_sub(margin))
 }
 
 #[cfg(test)]
@@ -171,9 +177,11 @@ mod tests {
         let mut m = tonic::metadata::MetadataMap::new();
         assert_eq!(grpc_timeout(&m), None);
         m.insert("grpc-timeout", "5S".parse().unwrap());
-        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(4900)));
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(4750)));
         m.insert("grpc-timeout", "1000m".parse().unwrap());
-        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(980)));
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(900)));
+        m.insert("grpc-timeout", "120S".parse().unwrap());
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(117_600)));
         for bad in ["", "S", "123456789S", "5X", "xS"] {
             m.insert("grpc-timeout", bad.parse().unwrap());
             assert_eq!(grpc_timeout(&m), None, "{bad}");
