@@ -33,6 +33,9 @@ pub const LONG_FLAGS: &[&str] = &[
     "lease-idle-timeout",
     "stale-if-error",
     "hmac-secret-name",
+    "allowed-vault-addresses",
+    "allow-spc-tls-overrides",
+    "vault-max-concurrent-requests",
     "hmac-key-file",
     "version",
     "output",
@@ -164,6 +167,22 @@ pub struct ServeArgs {
     /// vault-csi: most bytes of cached responses.
     #[arg(long = "cache-max-bytes", default_value_t = 64 * 1024 * 1024)]
     pub cache_max_bytes: usize,
+    /// vault-csi: the only Vault addresses a SecretProviderClass's
+    /// `vaultAddress` may name, comma-separated: full addresses
+    /// (`https://vault.example.com:8200`, `unix:///run/vault/agent.sock`) or
+    /// hosts (`vault.example.com`, `*.vault.svc`).  The default address is
+    /// always allowed.  Unset: any address.
+    #[arg(long = "allowed-vault-addresses")]
+    pub allowed_vault_addresses: Option<String>,
+    /// vault-csi: whether a SecretProviderClass may change TLS settings
+    /// (CA, server name, client certificate, skip-verify).
+    #[arg(long = "allow-spc-tls-overrides", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = go_bool)]
+    pub allow_spc_tls_overrides: Option<bool>,
+    /// vault-csi: most HTTP requests in flight to one Vault address at a
+    /// time, across all mounts; more wait their turn.  0: no limit.
+    #[arg(long = "vault-max-concurrent-requests", default_value_t = 32)]
+    pub vault_max_concurrent_requests: usize,
     /// Kubernetes Secret holding the object-version key.
     #[arg(
         long = "hmac-secret-name",

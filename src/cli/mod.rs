@@ -20,7 +20,7 @@ use crate::k8s::{HmacKeySource, HmacKeys};
 use crate::metrics::Metrics;
 use crate::mount::{Mounter, MounterSettings};
 use crate::server::ServeOptions;
-use crate::spc::{Defaults, TlsConfig, parse_go_bool};
+use crate::spc::{AddressAllowList, Defaults, SpcPolicy, TlsConfig, parse_go_bool};
 use crate::vault::ClientOptions;
 
 /// What the process was asked to do.
@@ -126,8 +126,15 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
         .filter(|v| !v.is_empty())
         .or_else(|| env_any(&["VAULT_ADDR", "BAO_ADDR"]))
         .unwrap_or_else(|| "https://127.0.0.1:8200".into());
-    crate::spc::VaultAddress::parse(&vault_address)
+    let default_address = crate::spc::VaultAddress::parse(&vault_address)
         .map_err(|e| format!("--vault-addr / VAULT_ADDR: {e}"))?;
+    let policy = SpcPolicy {
+        allowed_addresses: AddressAllowList::parse(
+            a.allowed_vault_addresses.as_deref().unwrap_or_default(),
+            &default_address,
+        )?,
+        allow_tls_overrides: a.allow_spc_tls_overrides.unwrap_or(true),
+    };
     let defaults = Defaults {
         vault_address,
         vault_namespace: a
@@ -136,8 +143,12 @@ fn resolve_serve(a: ServeArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<C
             .or_else(|| env_any(&["VAULT_NAMESPACE", "BAO_NAMESPACE"])),
         auth_mount: a.vault_mount.filter(|v| !v.is_empty()),
         tls,
+        policy,
     };
-    let mut client = ClientOptions::default();
+    let mut client = ClientOptions {
+        max_concurrent_requests: a.vault_max_concurrent_requests,
+        ..ClientOptions::default()
+    };
     if let Some(timeout) = env_any(&["VAULT_CLIENT_TIMEOUT"]) {
         client.request_timeout =
             parse_duration(&timeout).map_err(|e| format!("VAULT_CLIENT_TIMEOUT: {e}"))?;

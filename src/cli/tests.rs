@@ -199,3 +199,53 @@ fn redirect_hosts_and_the_response_limit() {
         assert!(parse(&[bad], &[]).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn guardrail_and_limit_flags_parse_like_the_helm_chart_renders_them() {
+    let s = serve(&[], &[]);
+    assert_eq!(s.defaults.policy, crate::spc::SpcPolicy::default());
+    assert_eq!(s.client.max_concurrent_requests, 32);
+
+    let s = serve(
+        &[
+            "-vault-addr=https://vault.vault.svc:8200",
+            "--allowed-vault-addresses=https://vault.example.com:8200,*.vault.svc",
+            "--allow-spc-tls-overrides=false",
+            "-vault-max-concurrent-requests=8",
+        ],
+        &[],
+    );
+    let allowed = s.defaults.policy.allowed_addresses.expect("a list");
+    assert_eq!(
+        allowed.to_string(),
+        "https://vault.vault.svc:8200, https://vault.example.com:8200, *.vault.svc"
+    );
+    let addr = |a: &str| crate::spc::VaultAddress::parse(a).unwrap();
+    assert!(allowed.allows(&addr("http://x.vault.svc:8200")));
+    assert!(!allowed.allows(&addr("https://evil.example:8200")));
+    assert!(!s.defaults.policy.allow_tls_overrides);
+    assert_eq!(s.client.max_concurrent_requests, 8);
+
+    // Go syntax: a bare boolean flag is true; an empty list allows anything.
+    let s = serve(
+        &["-allow-spc-tls-overrides", "--allowed-vault-addresses="],
+        &[],
+    );
+    assert!(s.defaults.policy.allow_tls_overrides);
+    assert_eq!(s.defaults.policy.allowed_addresses, None);
+    assert_eq!(
+        serve(&["--vault-max-concurrent-requests=0"], &[])
+            .client
+            .max_concurrent_requests,
+        0
+    );
+
+    let err = parse(&["--allowed-vault-addresses=vault:8200"], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"vault:8200\""), "{err}");
+    let err = parse(&["--allow-spc-tls-overrides=maybe"], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a boolean"), "{err}");
+}

@@ -82,6 +82,12 @@ struct Inner {
     stale_responses: Counter,
     /// `vault_csi_rotation_failures_total`.
     rotation_failures: Counter,
+    /// `vault_csi_mounts_in_flight`.
+    mounts_in_flight: Gauge,
+    /// `vault_csi_vault_requests_in_flight`.
+    vault_requests_in_flight: Gauge,
+    /// `vault_csi_vault_requests_waiting`.
+    vault_requests_waiting: Gauge,
 }
 
 /// A mount-duration histogram.
@@ -113,6 +119,9 @@ impl Metrics {
         let leases_reissued = Counter::default();
         let stale_responses = Counter::default();
         let rotation_failures = Counter::default();
+        let mounts_in_flight = Gauge::default();
+        let vault_requests_in_flight = Gauge::default();
+        let vault_requests_waiting = Gauge::default();
         // The cache set is closed and small: creating its series up front
         // lets `rate()` and hit ratios work before the first event.
         for cache in CacheKind::ALL {
@@ -192,6 +201,21 @@ impl Metrics {
             "Remounts (rotation) that failed; the driver hides these from users",
             rotation_failures.clone(),
         );
+        registry.register(
+            "mounts_in_flight",
+            "Mount calls being answered now",
+            mounts_in_flight.clone(),
+        );
+        registry.register(
+            "vault_requests_in_flight",
+            "HTTP requests to Vault in flight now, all addresses together",
+            vault_requests_in_flight.clone(),
+        );
+        registry.register(
+            "vault_requests_waiting",
+            "HTTP requests to Vault waiting for a slot under --vault-max-concurrent-requests",
+            vault_requests_waiting.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -208,6 +232,9 @@ impl Metrics {
                 leases_reissued,
                 stale_responses,
                 rotation_failures,
+                mounts_in_flight,
+                vault_requests_in_flight,
+                vault_requests_waiting,
             }),
         }
     }
@@ -227,6 +254,7 @@ impl Metrics {
     /// [`MountTimer::finish`] records `Canceled`: tonic drops the call when
     /// the driver goes away, and that mount must still be counted.
     pub fn mount_timer(&self) -> MountTimer {
+        self.inner.mounts_in_flight.inc();
         MountTimer {
             metrics: self.clone(),
             started: Instant::now(),
@@ -261,6 +289,20 @@ impl Metrics {
             .vault_request_duration
             .get_or_create(&OperationLabels { operation })
             .observe(duration.as_secs_f64());
+    }
+
+    /// Counts one HTTP exchange with Vault as in flight until the returned
+    /// guard is dropped (also when the caller is cancelled).
+    pub fn vault_request_in_flight(&self) -> InFlight {
+        self.inner.vault_requests_in_flight.inc();
+        InFlight {
+            gauge: self.inner.vault_requests_in_flight.clone(),
+        }
+    }
+
+    /// Adds `delta` (+1 or -1) to the requests waiting for a slot.
+    pub fn vault_request_waiting(&self, delta: i64) {
+        self.inner.vault_requests_waiting.inc_by(delta);
     }
 
     /// Records a successful login.
@@ -380,6 +422,7 @@ impl MountTimer {
     fn record(&mut self, code: Code) {
         if !self.finished {
             self.finished = true;
+            self.metrics.inner.mounts_in_flight.dec();
             self.metrics.mount(code, self.started.elapsed());
         }
     }
@@ -388,6 +431,20 @@ impl MountTimer {
 impl Drop for MountTimer {
     fn drop(&mut self) {
         self.record(Code::Cancelled);
+    }
+}
+
+/// One HTTP exchange counted in `vault_csi_vault_requests_in_flight`; see
+/// [`Metrics::vault_request_in_flight`].
+#[must_use = "the exchange stops counting when the guard is dropped"]
+pub struct InFlight {
+    /// The gauge to decrement on drop.
+    gauge: Gauge,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
     }
 }
 

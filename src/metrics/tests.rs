@@ -65,6 +65,9 @@ fn every_family_is_declared_once() {
         ("vault_csi_leases_reissued", "counter"),
         ("vault_csi_stale_responses", "counter"),
         ("vault_csi_rotation_failures", "counter"),
+        ("vault_csi_mounts_in_flight", "gauge"),
+        ("vault_csi_vault_requests_in_flight", "gauge"),
+        ("vault_csi_vault_requests_waiting", "gauge"),
     ] {
         let declaration = format!("# TYPE {name} {kind}\n");
         assert_eq!(text.matches(&declaration).count(), 1, "{name}:\n{text}");
@@ -212,4 +215,24 @@ fn clones_share_one_registry() {
     assert_eq!(metrics, clone);
     assert_ne!(metrics, Metrics::new());
     assert_eq!(format!("{metrics:?}"), "Metrics { .. }");
+}
+
+#[test]
+fn in_flight_gauges_follow_timers_and_guards() {
+    let metrics = Metrics::new();
+    let gauge = |name: &str| sample(&metrics.encode(), name);
+    let timer = metrics.mount_timer();
+    let dropped = metrics.mount_timer();
+    let request = metrics.vault_request_in_flight();
+    metrics.vault_request_waiting(1);
+    assert_eq!(gauge("vault_csi_mounts_in_flight"), Some(2.0));
+    assert_eq!(gauge("vault_csi_vault_requests_in_flight"), Some(1.0));
+    assert_eq!(gauge("vault_csi_vault_requests_waiting"), Some(1.0));
+    timer.finish(Code::Ok);
+    drop(dropped);
+    drop(request);
+    metrics.vault_request_waiting(-1);
+    assert_eq!(gauge("vault_csi_mounts_in_flight"), Some(0.0));
+    assert_eq!(gauge("vault_csi_vault_requests_in_flight"), Some(0.0));
+    assert_eq!(gauge("vault_csi_vault_requests_waiting"), Some(0.0));
 }

@@ -207,6 +207,12 @@ impl Mounter {
         Ok(response)
     }
 
+    /// How busy the request slots of `cfg`'s Vault are, for the message of
+    /// a mount that ran out of time.
+    pub fn vault_load(&self, cfg: &MountConfig) -> Option<crate::vault::VaultLoad> {
+        self.pool.load(&cfg.connection.address)
+    }
+
     /// Drops cached responses older than any use could accept (the longest
     /// TTL or the stale-if-error window).
     pub fn sweep(&self) {

@@ -58,10 +58,11 @@ impl ProviderService {
                 Code::DeadlineExceeded,
                 format!(
                     "SecretProviderClass {}: the mount did not finish within its {:.1}s deadline while \
-                     talking to Vault at {}; check Vault's health and latency",
+                     talking to Vault at {}; {}",
                     cfg.spc,
                     budget.as_secs_f64(),
-                    cfg.connection.address
+                    cfg.connection.address,
+                    saturation_hint(self.mounter.vault_load(&cfg)),
                 ),
             )),
         };
@@ -122,6 +123,23 @@ impl CsiDriverProvider for ProviderService {
     }
 }
 
+/// The end of a deadline message: whether requests were queued behind
+/// `--vault-max-concurrent-requests`, which means Vault (or the limit) is
+/// the bottleneck rather than one slow answer.
+fn saturation_hint(load: Option<crate::vault::VaultLoad>) -> String {
+    match load {
+        // This mount's own wait has ended with its deadline, so all slots
+        // busy is the sign, with or without others still waiting.
+        Some(load) if load.in_flight >= load.limit || load.waiting > 0 => format!(
+            "all {} request slots this provider allows for that Vault \
+             (--vault-max-concurrent-requests) were busy, with {} more requests waiting: Vault is \
+             slow or overloaded, or the limit is too low for this node",
+            load.limit, load.waiting
+        ),
+        _ => "check Vault's health and latency".to_string(),
+    }
+}
+
 /// The caller's deadline from the `grpc-timeout` header (gRPC over HTTP/2
 /// spec: up to 8 digits and a unit), less a small margin so the provider's
 /// own, clearer error wins the race with the caller's.
@@ -141,7 +159,13 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    Some(timeout.saturating_sub(timeout / 50))
+    // The call's deadline started on the caller's clock before the request
+    // crossed the socket and waited for a worker, and the answer must cross
+    // back: a busy node needs a few hundred milliseconds of that margin.
+    let margin = (timeout / 50)
+        .max(Duration::from_millis(250))
+        .min(timeout / 10);
+    Some(timeout.saturating_sub(margin))
 }
 
 #[cfg(test)]
@@ -153,12 +177,35 @@ mod tests {
         let mut m = tonic::metadata::MetadataMap::new();
         assert_eq!(grpc_timeout(&m), None);
         m.insert("grpc-timeout", "5S".parse().unwrap());
-        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(4900)));
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(4750)));
         m.insert("grpc-timeout", "1000m".parse().unwrap());
-        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(980)));
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(900)));
+        m.insert("grpc-timeout", "120S".parse().unwrap());
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(117_600)));
         for bad in ["", "S", "123456789S", "5X", "xS"] {
             m.insert("grpc-timeout", bad.parse().unwrap());
             assert_eq!(grpc_timeout(&m), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn deadline_messages_say_when_vault_requests_were_queued() {
+        use crate::vault::VaultLoad;
+        let load = |in_flight, waiting| {
+            Some(VaultLoad {
+                limit: 4,
+                in_flight,
+                waiting,
+            })
+        };
+        for busy in [load(4, 0), load(4, 7), load(3, 1)] {
+            let hint = saturation_hint(busy);
+            assert!(hint.contains("--vault-max-concurrent-requests"), "{hint}");
+            assert!(hint.contains("all 4 request slots"), "{hint}");
+        }
+        assert!(saturation_hint(load(4, 7)).contains("7 more requests waiting"));
+        for idle in [None, load(1, 0)] {
+            assert_eq!(saturation_hint(idle), "check Vault's health and latency");
         }
     }
 }

@@ -25,7 +25,8 @@ pub struct ProviderSocket {
 }
 
 impl ProviderSocket {
-    /// Binds `path`, removing a stale socket first.  Refuses to remove
+    /// Binds `path`, atomically replacing a socket already there (a stale
+    /// one, or a predecessor's during a rolling update).  Refuses to replace
     /// anything that is not a socket, and refuses a directory that anyone may
     /// write to without the sticky bit (anyone could then swap the socket).
     pub fn bind(path: &Path) -> Result<(UnixListener, ProviderSocket), String> {
@@ -46,27 +47,50 @@ impl ProviderSocket {
                 parent.display()
             ));
         }
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                std::fs::remove_file(path).map_err(|e| {
-                    format!("cannot remove the stale socket {}: {e}", path.display())
-                })?;
-                tracing::info!(path = %path.display(), "removed a stale socket");
-            }
+        let replacing = match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => true,
             Ok(_) => {
                 return Err(format!(
                     "refusing to replace {}: it exists and is not a socket; remove it or choose another --endpoint",
                     path.display()
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
+        };
+        // Bind beside the path, restrict it, then rename it over the path:
+        // rename is atomic, so during a rolling update the driver always
+        // finds a socket there (the predecessor's, then ours) and never a
+        // moment without one, and the socket is never reachable with looser
+        // permissions than 0600.
+        let staging = parent.join(format!(".{:x}.tmp", std::process::id()));
+        match std::fs::symlink_metadata(&staging) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                let _ = std::fs::remove_file(&staging);
+            }
+            _ => {}
         }
-        let listener = UnixListener::bind(path)
-            .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-        // Only root (the driver) needs to connect.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("cannot restrict the permissions of {}: {e}", path.display()))?;
+        let listener = UnixListener::bind(&staging)
+            .map_err(|e| format!("cannot listen on {}: {e}", staging.display()))?;
+        let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| {
+                format!(
+                    "cannot restrict the permissions of {}: {e}",
+                    staging.display()
+                )
+            })
+            .and_then(|()| {
+                std::fs::rename(&staging, path)
+                    .map_err(|e| format!("cannot move the socket to {}: {e}", path.display()))
+            });
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
+        if replacing {
+            tracing::info!(path = %path.display(), "replaced the socket of a previous process");
+        }
+        // Taken after the rename, which changes the change time.
         let meta = std::fs::symlink_metadata(path)
             .map_err(|e| format!("cannot inspect {} after binding: {e}", path.display()))?;
         Ok((
@@ -122,6 +146,12 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        // Nothing but the socket is left behind (the staging name is gone).
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["vault.sock"]);
         // The first process shutting down must not remove the successor's socket.
         ours.remove_if_ours();
         assert!(path.exists());
@@ -143,5 +173,40 @@ mod tests {
         assert!(err.contains("world-writable"), "{err}");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert!(ProviderSocket::bind(&dir.path().join("vault.sock")).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod rolling_update {
+    use super::*;
+
+    /// A successor binding while the predecessor still serves never leaves
+    /// the path without a listening socket: a client dialling in a loop all
+    /// the while always connects.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_path_always_holds_a_listening_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.sock");
+        let (old, _) = ProviderSocket::bind(&path).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dialler = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut dials = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::os::unix::net::UnixStream::connect(&path)
+                        .unwrap_or_else(|e| panic!("dial {dials} found no socket: {e}"));
+                    dials += 1;
+                }
+                dials
+            })
+        };
+        // Every generation keeps listening, as a predecessor does until it exits.
+        let mut generations = vec![old];
+        for _ in 0..50 {
+            generations.push(ProviderSocket::bind(&path).unwrap().0);
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(dialler.join().unwrap() > 0);
     }
 }

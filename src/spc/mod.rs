@@ -12,6 +12,7 @@ mod gobool;
 mod objects;
 mod pod;
 mod template;
+mod policy;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,6 +24,7 @@ pub use objects::{
 };
 pub use pod::{PodInfo, ServiceAccountToken};
 pub use template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL, Template, json_value};
+pub use policy::{AddressAllowList, SpcPolicy};
 
 use crate::proto::MountRequest;
 use crate::secret::SecretString;
@@ -46,6 +48,9 @@ pub struct Defaults {
     pub auth_mount: Option<String>,
     /// TLS settings used when the SPC sets none of its own.
     pub tls: TlsConfig,
+    /// What SecretProviderClasses may override (`--allowed-vault-addresses`,
+    /// `--allow-spc-tls-overrides`).
+    pub policy: SpcPolicy,
 }
 
 impl Default for Defaults {
@@ -55,6 +60,7 @@ impl Default for Defaults {
             vault_namespace: None,
             auth_mount: None,
             tls: TlsConfig::default(),
+            policy: SpcPolicy::default(),
         }
     }
 }
@@ -261,10 +267,14 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
 
     let address_text = get("vaultAddress").unwrap_or(&defaults.vault_address);
     let address = VaultAddress::parse(address_text)?;
+    // The guardrails run here, before anything is fetched, so a refused
+    // SecretProviderClass never sends a pod's token anywhere.
+    defaults.policy.check_address(&spc, &address)?;
     let namespace = get("vaultNamespace")
         .map(str::to_string)
         .or_else(|| defaults.vault_namespace.clone());
     let tls = parse_tls(&get, &defaults.tls)?;
+    defaults.policy.check_tls(&spc, &tls, &defaults.tls)?;
 
     let objects_yaml = get("objects").ok_or_else(|| {
         SpcError::new(

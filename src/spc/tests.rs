@@ -61,6 +61,7 @@ fn precedence_is_defaults_then_spc() {
             ca_cert: Some("/flag/ca.pem".into()),
             ..Default::default()
         },
+        ..Defaults::default()
     };
     let cfg = parse(&request(base()), &defaults).unwrap();
     assert_eq!(cfg.connection.address.to_string(), "http://flag:8200");
@@ -381,4 +382,105 @@ fn a_file_cannot_be_another_objects_directory() {
         "- objectName: a\n  secretPath: kv/x\n  secretKey: \"*\"\n- objectName: a/b\n  secretPath: kv/y\n",
     )
     .unwrap();
+}
+
+/// Defaults with `--vault-addr=https://vault.internal:8200`, an allow list
+/// and TLS overrides off.
+fn guarded() -> Defaults {
+    let vault_address = "https://vault.internal:8200".to_string();
+    let allowed = AddressAllowList::parse(
+        "*.vault.svc,unix:///run/vault/agent.sock",
+        &VaultAddress::parse(&vault_address).unwrap(),
+    )
+    .unwrap();
+    Defaults {
+        vault_address,
+        tls: TlsConfig {
+            ca_cert: Some("/etc/vault/ca.pem".into()),
+            ..Default::default()
+        },
+        policy: SpcPolicy {
+            allowed_addresses: allowed,
+            allow_tls_overrides: false,
+        },
+        ..Defaults::default()
+    }
+}
+
+#[test]
+fn guardrails_refuse_addresses_outside_the_allow_list() {
+    let defaults = guarded();
+    for ok in [
+        json!({}),
+        json!({"vaultAddress": "https://vault.internal:8200"}),
+        json!({"vaultAddress": "http://vault.vault.svc:8200"}),
+        json!({"vaultAddress": "unix:///run/vault/agent.sock"}),
+    ] {
+        let cfg = parse(&with(ok.clone()), &defaults).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!(
+            cfg.connection.tls.ca_cert.as_deref(),
+            Some("/etc/vault/ca.pem")
+        );
+    }
+    for denied in [
+        "https://attacker.example:8200",
+        "https://vault.internal:8201",
+        "http://a.b.vault.svc:8200",
+        "unix:///tmp/agent.sock",
+    ] {
+        let err = parse(&with(json!({"vaultAddress": denied})), &defaults).unwrap_err();
+        assert!(err.message.contains("team-a/db-creds"), "{err}");
+        assert!(err.message.contains(denied.trim_end_matches('/')), "{err}");
+        assert!(
+            err.message
+                .contains("https://vault.internal:8200, *.vault.svc, unix:///run/vault/agent.sock"),
+            "{err}"
+        );
+        assert!(!err.missing_credential);
+    }
+    // Without the flag, any address goes, as with HashiCorp's provider.
+    let open = Defaults::default();
+    assert!(
+        parse(
+            &with(json!({"vaultAddress": "https://attacker.example"})),
+            &open
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn guardrails_refuse_tls_overrides_that_change_the_providers_settings() {
+    let defaults = guarded();
+    for key in [
+        "vaultCACertPath",
+        "vaultCADirectory",
+        "vaultTLSServerName",
+        "vaultTLSClientCertPath",
+        "vaultTLSClientKeyPath",
+    ] {
+        let err = parse(&with(json!({ key: "/tmp/x" })), &defaults).unwrap_err();
+        assert!(err.message.contains(key), "{err}");
+        assert!(
+            err.message.contains("--allow-spc-tls-overrides=false"),
+            "{err}"
+        );
+        let open = Defaults {
+            policy: SpcPolicy::default(),
+            ..guarded()
+        };
+        assert!(parse(&with(json!({ key: "/tmp/x" })), &open).is_ok());
+    }
+    let err = parse(&with(json!({"vaultSkipTLSVerify": "true"})), &defaults).unwrap_err();
+    assert!(err.message.contains("vaultSkipTLSVerify"), "{err}");
+    // Harmless: verification stays on, and the CA path is the provider's own.
+    let cfg = parse(
+        &with(json!({"vaultSkipTLSVerify": "false", "vaultCACertPath": "/etc/vault/ca.pem"})),
+        &defaults,
+    )
+    .unwrap();
+    assert!(!cfg.connection.tls.skip_verify);
+    // A bad boolean is still a bad boolean, not a policy refusal.
+    let err = parse(&with(json!({"vaultSkipTLSVerify": "maybe"})), &defaults).unwrap_err();
+    assert!(err.message.contains("not a boolean"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! One Vault server reached with one pooled HTTP client.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -8,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::error::{TransportKind, VaultError, from_reqwest, json_error};
 use super::redirect::{self, Redirect, RedirectHosts};
+use super::limit::Slots;
 use super::response::VaultResponse;
 use crate::metrics::{Metrics, VaultOperation, VaultStatus};
 use crate::secret::SecretString;
@@ -20,6 +22,13 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// How long the provider keeps counting an answer that is over the limit,
 /// so its error can state the size; past it the size is a lower bound.
 const COUNT_OVERSIZE_FOR: Duration = Duration::from_secs(2);
+
+/// Default of `--vault-max-concurrent-requests`: four Mounts' worth of
+/// parallel fetches (8 each) per Vault address.  A Vault answers a read in
+/// a few milliseconds, so 32 in flight carry thousands of requests a second
+/// from one node, while a node-wide stampede (a reboot with a hundred pods)
+/// queues on the node instead of opening hundreds of connections to Vault.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 32;
 
 /// Limits and retry settings shared by every Vault request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +44,9 @@ pub struct ClientOptions {
     pub max_response_bytes: usize,
     /// Hosts Vault may redirect requests to (`--vault-redirect-hosts`).
     pub redirect_hosts: RedirectHosts,
+    /// Most exchanges in flight to one Vault address at a time
+    /// (`--vault-max-concurrent-requests`); 0 means no limit.
+    pub max_concurrent_requests: usize,
     /// Where every HTTP exchange and login is counted.  It rides along
     /// with the options so every client a pool builds records into the
     /// server's registry without the pool's callers passing it.
@@ -49,6 +61,7 @@ impl Default for ClientOptions {
             max_retries: 2,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             redirect_hosts: RedirectHosts::default(),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             metrics: Metrics::default(),
         }
     }
@@ -69,6 +82,8 @@ pub struct VaultClient {
     pub(super) over_socket: bool,
     /// Limits and retries.
     pub(super) options: ClientOptions,
+    /// This address's request slots; `None` without a limit.
+    pub(super) slots: Option<Arc<Slots>>,
 }
 
 /// A successful login.
@@ -347,6 +362,16 @@ impl VaultClient {
         body: Option<&str>,
         token: Option<&SecretString>,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        // The slot is taken per exchange, so a retry's backoff frees it.
+        let _slot = match &self.slots {
+            Some(slots) => Some(
+                slots
+                    .take(self.options.request_timeout, &self.options.metrics)
+                    .await?,
+            ),
+            None => None,
+        };
+        let _in_flight = self.options.metrics.vault_request_in_flight();
         let started = Instant::now();
         let mut answered = None;
         let result = self

@@ -14,6 +14,9 @@ pub enum TransportKind {
     Timeout,
     /// The connection broke after the request may have been sent.
     Broken,
+    /// No slot under `--vault-max-concurrent-requests` came free in time:
+    /// nothing was sent.
+    Saturated,
 }
 
 /// A failed Vault request.  Messages never contain tokens or secret values.
@@ -80,6 +83,11 @@ impl VaultError {
     /// 429, 502–504, a sealed Vault).
     pub fn is_transient(&self) -> bool {
         match self {
+            // Under overload a retry only lengthens the queue.
+            VaultError::Transport {
+                kind: TransportKind::Saturated,
+                ..
+            } => false,
             VaultError::Transport { .. } => true,
             VaultError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             VaultError::Redirect { .. }
@@ -120,7 +128,17 @@ impl fmt::Display for VaultError {
             } => {
                 write!(f, "the connection to Vault broke: {detail}")
             }
-            VaultError::Status { status, errors, .. } => {
+            VaultError::Transport {
+                kind: TransportKind::Saturated,
+                detail,
+            } => {
+                write!(f, "Vault is saturated: {detail}")
+            }
+            VaultError::Status {
+                status,
+                errors,
+                ..
+            } => {
                 write!(f, "Vault answered {status}")?;
                 if !errors.is_empty() {
                     write!(f, ": {}", errors.join("; "))?;

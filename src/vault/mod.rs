@@ -3,6 +3,7 @@
 
 mod client;
 mod error;
+mod limit;
 mod pool;
 mod redirect;
 mod response;
@@ -10,6 +11,7 @@ mod tls;
 
 pub use client::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES, LoginResponse, VaultClient};
 pub use error::{TransportKind, VaultError};
+pub use limit::VaultLoad;
 pub use pool::ClientPool;
 pub use redirect::{RedirectHosts, Refusal};
 pub use response::{SecretJson, SecretJsonMap, VaultResponse};

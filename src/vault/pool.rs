@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use super::client::{ClientOptions, VaultClient};
 use super::error::VaultError;
+use super::limit::{Limiter, VaultLoad};
 use super::tls::{self, FileStamps};
 use crate::spc::{Connection, TlsConfig, VaultAddress};
 
@@ -36,6 +37,10 @@ pub struct ClientPool {
     clients: Mutex<HashMap<(VaultAddress, TlsConfig), Entry>>,
     /// Options every client gets.
     options: ClientOptions,
+    /// Request slots per Vault address (`--vault-max-concurrent-requests`),
+    /// shared by every TLS configuration and namespace of the address: they
+    /// all load the same server.
+    limiter: Limiter,
 }
 
 impl ClientPool {
@@ -43,6 +48,7 @@ impl ClientPool {
     pub fn new(options: ClientOptions) -> Self {
         Self {
             clients: Mutex::new(HashMap::new()),
+            limiter: Limiter::new(options.max_concurrent_requests),
             options,
         }
     }
@@ -50,6 +56,12 @@ impl ClientPool {
     /// The options every client gets.
     pub fn options(&self) -> &ClientOptions {
         &self.options
+    }
+
+    /// How busy `address`'s request slots are now; `None` without a limit
+    /// or before its first request.
+    pub fn load(&self, address: &VaultAddress) -> Option<VaultLoad> {
+        self.limiter.load(address)
     }
 
     /// A client for `connection`, built on first use and again after its TLS
@@ -81,6 +93,7 @@ impl ClientPool {
             namespace: connection.namespace.clone(),
             over_socket: matches!(connection.address, VaultAddress::Unix { .. }),
             options: self.options.clone(),
+            slots: self.limiter.slots(&connection.address),
         })
     }
 }

@@ -162,6 +162,21 @@ impl Provider {
             .map(|r| r.into_inner())
     }
 
+    /// The value of one series from `GET /metrics` (`name` or
+    /// `name{labels}` exactly as the exposition writes it).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.health))
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines().find_map(|line| {
+            let rest = line.strip_prefix(series)?;
+            rest.strip_prefix(' ')?.trim().parse().ok()
+        })
+    }
+
     /// Everything the process has logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
