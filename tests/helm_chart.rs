@@ -25,10 +25,10 @@
 //!   have); `.Release.Namespace`: "vault-csi".
 //!
 //! Limits: blocks that are off by default are not rendered, so their
-//! contents are checked only for flag names (every `- -flag` in the
-//! DaemonSet template must be a flag of the binary, or one of the guardrail
-//! flags another branch adds) and by `helm template` by hand; helpers are not
-//! executed.  NOTES.txt is checked only for its `.Values` references.
+//! contents are checked for flag names (every `- -flag` in the DaemonSet
+//! template must be a flag of the binary), the guardrail and limit flags
+//! parse with example values, and `helm template` is a check by hand;
+//! helpers are not executed.  NOTES.txt is checked only for its `.Values` references.
 
 mod common;
 
@@ -43,15 +43,6 @@ use vault_csi::cli::Cli;
 const CHART: &str = "deploy/helm/vault-csi-provider";
 /// The plain manifests' namespace, used as `.Release.Namespace`.
 const NAMESPACE: &str = "vault-csi";
-/// Flags the chart may pass that this branch's binary does not know yet
-/// (the guardrails, added in parallel); the chart passes them only when set.
-const PENDING_FLAGS: &[&str] = &[
-    "allowed-vault-addresses",
-    "allow-spc-tls-overrides",
-    "vault-redirect-hosts",
-    "max-response-bytes",
-];
-
 fn values() -> Value {
     serde_saphyr::from_str(&read(&format!("{CHART}/values.yaml")))
         .unwrap_or_else(|e| panic!("{CHART}/values.yaml is not YAML: {e}"))
@@ -519,7 +510,7 @@ fn every_flag_in_the_daemonset_template_is_a_flag_of_the_binary() {
     assert!(flags.len() > 10, "only {flags:?} found");
     for flag in flags {
         assert!(
-            known.contains(flag) || PENDING_FLAGS.contains(&flag),
+            known.contains(flag),
             "the chart passes -{flag}, which the binary does not know"
         );
     }
@@ -555,4 +546,47 @@ fn rendered_chart_validates_against_the_kubernetes_schemas() {
     ] {
         assert_validated(&stdout, resource);
     }
+}
+
+#[test]
+fn guardrail_and_limit_flags_parse_as_the_chart_renders_them() {
+    // The lines of the blocks that are off by default, with example values
+    // in place of the `with`/`join` actions.
+    let text = template("daemonset.yaml");
+    let example = |flag: &str| match flag {
+        "allowed-vault-addresses" => "https://vault.vault.svc:8200,*.vault.svc",
+        "vault-redirect-hosts" => "vault-0.vault-internal:8200,vault-1.vault-internal",
+        "max-response-bytes" => "8388608",
+        "vault-max-concurrent-requests" => "64",
+        "allow-spc-tls-overrides" => "false",
+        _ => unreachable!(),
+    };
+    let mut args = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let Some((flag, value)) = line.strip_prefix("- -").and_then(|r| r.split_once('=')) else {
+            continue;
+        };
+        let guard = [
+            "allowed-vault-addresses",
+            "vault-redirect-hosts",
+            "max-response-bytes",
+            "vault-max-concurrent-requests",
+            "allow-spc-tls-overrides",
+        ];
+        if guard.contains(&flag) {
+            assert!(value.contains("{{") || value == "false", "-{flag}={value}");
+            args.push(format!("-{flag}={}", example(flag)));
+        }
+    }
+    assert_eq!(args.len(), 5, "{args:?}");
+    let settings = serve(&args, &no_env);
+    let allowed = settings
+        .defaults
+        .policy
+        .allowed_addresses
+        .expect("an allow list");
+    assert!(allowed.to_string().contains("*.vault.svc"), "{allowed}");
+    assert!(!settings.defaults.policy.allow_tls_overrides);
+    assert_eq!(settings.client.max_response_bytes, 8 * 1024 * 1024);
+    assert_eq!(settings.client.max_concurrent_requests, 64);
 }

@@ -11,8 +11,8 @@ mod error;
 mod gobool;
 mod objects;
 mod pod;
-mod template;
 mod policy;
+mod template;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,8 +23,8 @@ pub use objects::{
     Content, Encoding, Method, ObjectName, ObjectSpec, RequestKey, is_safe_key, parse_objects,
 };
 pub use pod::{PodInfo, ServiceAccountToken};
-pub use template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL, Template, json_value};
 pub use policy::{AddressAllowList, SpcPolicy};
+pub use template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL, Template, json_value};
 
 use crate::proto::MountRequest;
 use crate::secret::SecretString;

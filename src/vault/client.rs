@@ -8,8 +8,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::{TransportKind, VaultError, from_reqwest, json_error};
-use super::redirect::{self, Redirect, RedirectHosts};
 use super::limit::Slots;
+use super::redirect::{self, Redirect, RedirectHosts};
 use super::response::VaultResponse;
 use crate::metrics::{Metrics, VaultOperation, VaultStatus};
 use crate::secret::SecretString;

@@ -134,11 +134,7 @@ impl fmt::Display for VaultError {
             } => {
                 write!(f, "Vault is saturated: {detail}")
             }
-            VaultError::Status {
-                status,
-                errors,
-                ..
-            } => {
+            VaultError::Status { status, errors, .. } => {
                 write!(f, "Vault answered {status}")?;
                 if !errors.is_empty() {
                     write!(f, ": {}", errors.join("; "))?;
