@@ -67,7 +67,7 @@ impl Mounter {
         };
 
         let mut distinct: Vec<&RequestKey> = Vec::with_capacity(cfg.objects.len());
-        for object in &cfg.objects {
+        for object in cfg.objects.iter() {
             if !distinct.contains(&&object.request) {
                 distinct.push(&object.request);
             }
@@ -154,7 +154,7 @@ impl Mounter {
         lease_scope: Option<&Arc<TokenKey>>,
     ) -> Option<HashMap<RequestKey, Arc<VaultResponse>>> {
         let mut answers = HashMap::new();
-        for object in &cfg.objects {
+        for object in cfg.objects.iter() {
             if !answers.contains_key(&object.request) {
                 answers.insert(
                     object.request.clone(),

@@ -25,7 +25,7 @@ use crate::cache::{LeaseCache, ResponseCache, TokenCache};
 use crate::k8s::{HmacKeys, TokenMinter};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
 use crate::secret::SecretBytes;
-use crate::spc::{self, Content, Defaults, MountConfig, ObjectSpec};
+use crate::spc::{self, Content, Defaults, MountConfig, ObjectSpec, ObjectsCache};
 use crate::vault::{ClientOptions, ClientPool};
 
 /// Whether caches may be shared between pods.
@@ -90,10 +90,16 @@ fn check_size(cfg: &MountConfig, response: &MountResponse, limit: usize) -> Resu
     ))
 }
 
+/// Most distinct `objects` lists kept parsed: one per SecretProviderClass
+/// in use on the node, rarely more than a few dozen.
+const MAX_PARSED_OBJECT_LISTS: usize = 256;
+
 /// Performs mounts; shared by every request the server handles.
 pub struct Mounter {
     /// Connection defaults from flags and environment.
     defaults: Defaults,
+    /// Parsed `objects` lists by their text (rotation repeats them).
+    objects: ObjectsCache,
     /// Pooled HTTP clients per Vault.
     pool: ClientPool,
     /// Vault tokens per identity.
@@ -120,6 +126,7 @@ impl Mounter {
     pub fn new(settings: MounterSettings) -> Self {
         Self {
             defaults: settings.defaults,
+            objects: ObjectsCache::new(settings.cache_size.min(MAX_PARSED_OBJECT_LISTS)),
             pool: ClientPool::new(settings.client),
             tokens: TokenCache::new(settings.cache_size),
             responses: ResponseCache::new(settings.cache_size, settings.cache_max_bytes),
@@ -135,7 +142,7 @@ impl Mounter {
 
     /// Parses a mount request into its typed configuration.
     pub fn parse(&self, request: &MountRequest) -> Result<MountConfig, MountError> {
-        spc::parse(request, &self.defaults).map_err(MountError::from_spc)
+        spc::parse_with(request, &self.defaults, &self.objects).map_err(MountError::from_spc)
     }
 
     /// Fetches and renders everything `cfg` names.
@@ -146,7 +153,7 @@ impl Mounter {
         let mut versions = Vec::with_capacity(cfg.objects.len());
         // Templates see every object's response; built once, if needed.
         let mut fetched: Option<template::FetchedObjects> = None;
-        for object in &cfg.objects {
+        for object in cfg.objects.iter() {
             let response = responses.get(&object.request).ok_or_else(|| {
                 MountError::new(
                     Code::Internal,

@@ -10,6 +10,7 @@ mod credentials;
 mod error;
 mod gobool;
 mod objects;
+mod objects_cache;
 mod pod;
 mod policy;
 mod template;
@@ -22,6 +23,7 @@ pub use gobool::parse_go_bool;
 pub use objects::{
     Content, Encoding, Method, ObjectName, ObjectSpec, RequestKey, is_safe_key, parse_objects,
 };
+pub use objects_cache::ObjectsCache;
 pub use pod::{PodInfo, ServiceAccountToken};
 pub use policy::{AddressAllowList, SpcPolicy};
 pub use template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL, Template, json_value};
@@ -173,8 +175,9 @@ pub struct MountConfig {
     pub auth: AuthConfig,
     /// What to authenticate with.
     pub credential: Credential,
-    /// The objects to fetch, in the order written.
-    pub objects: Vec<ObjectSpec>,
+    /// The objects to fetch, in the order written (shared with the
+    /// [`ObjectsCache`]: many mounts name the same list).
+    pub objects: std::sync::Arc<[ObjectSpec]>,
     /// File mode for objects without `filePermission`.
     pub default_mode: u32,
     /// How long read responses may be reused (`cacheTTL`); `None` means the
@@ -200,6 +203,16 @@ pub enum DynamicReuse {
 
 /// Parses a driver's mount request into a [`MountConfig`].
 pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig, SpcError> {
+    parse_with(request, defaults, &ObjectsCache::new(0))
+}
+
+/// [`parse`], taking the `objects` list from `cache` when the same text was
+/// parsed before (the server's path: rotation repeats the same text).
+pub fn parse_with(
+    request: &MountRequest,
+    defaults: &Defaults,
+    cache: &ObjectsCache,
+) -> Result<MountConfig, SpcError> {
     let attributes = parse_string_map(&request.attributes, "attributes")?;
     let secrets = parse_secrets(&request.secrets)?;
     let default_mode = parse_permission(&request.permission)?;
@@ -281,7 +294,7 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
             "missing 'objects' in SecretProviderClass definition: list at least one object",
         )
     })?;
-    let objects = parse_objects(objects_yaml)?;
+    let objects = cache.get_or_parse(objects_yaml)?;
     let dynamic_reuse = match get("dynamicSecretReuse")
         .map(str::to_ascii_lowercase)
         .as_deref()
