@@ -16,11 +16,14 @@ use super::{ObjectSpec, SpcError, parse_objects};
 /// cache holds at most `entries` × this many bytes of text.
 const MAX_CACHED_YAML_BYTES: usize = 64 * 1024;
 
+/// YAML text → its parsed objects.
+type Lists = LruCache<Box<str>, Arc<[ObjectSpec]>>;
+
 /// A bounded LRU of parsed `objects` lists.  Errors are not kept, so a
 /// fixed SecretProviderClass is seen at once and bad input costs no memory.
 pub struct ObjectsCache {
     /// YAML text → its parsed objects; `None` when caching is off.
-    entries: Option<Mutex<LruCache<Box<str>, Arc<[ObjectSpec]>>>>,
+    entries: Option<Mutex<Lists>>,
 }
 
 impl ObjectsCache {
