@@ -8,16 +8,20 @@
 mod address;
 mod credentials;
 mod error;
+mod fields;
 mod gobool;
 mod objects;
+mod parameters;
 mod pod;
 
 use std::collections::{BTreeMap, HashMap};
 
 pub use address::VaultAddress;
 pub use error::SpcError;
+pub use fields::object_fields;
 pub use gobool::parse_go_bool;
 pub use objects::{Encoding, Method, ObjectName, ObjectSpec, RequestKey, parse_objects};
+pub use parameters::{DRIVER_ATTRIBUTES, KUBELET_ATTRIBUTE_PREFIX, LEGACY_PARAMETERS, PARAMETERS};
 pub use pod::{PodInfo, ServiceAccountToken};
 
 use crate::proto::MountRequest;
