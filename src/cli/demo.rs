@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Method;
@@ -561,54 +561,9 @@ fn mount_request(
 /// Writes every file of a response under `out`.
 fn write_files(out: &Path, response: &MountResponse) -> Result<(), String> {
     for file in &response.files {
-        write_file(out, file)?;
+        super::files::write_file(out, file)?;
     }
     Ok(())
-}
-
-/// Writes one file like the driver: parent dirs, a temp file in the same
-/// dir with the final mode, then a rename, so readers never see half a file.
-fn write_file(out: &Path, file: &File) -> Result<(), String> {
-    let relative = safe_relative_path(&file.path)?;
-    let mode = u32::try_from(file.mode)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| {
-            format!(
-                "refusing {:?}: mode {} is out of range",
-                file.path, file.mode
-            )
-        })?;
-    let target = out.join(relative);
-    let dir = target.parent().unwrap_or(out);
-    let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", target.display());
-    std::fs::create_dir_all(dir).map_err(|e| fail("create the folder of", e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vault-csi-")
-        .tempfile_in(dir)
-        .map_err(|e| fail("create a temp file for", e))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|e| fail("set the mode of", e))?;
-    tmp.write_all(&file.contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| fail("write", e))?;
-    tmp.persist(&target)
-        .map_err(|e| fail("rename into place", e.error))?;
-    Ok(())
-}
-
-/// Accepts only plain relative paths: the provider validates object names
-/// already, but a writer must not trust its input (defence in depth).
-fn safe_relative_path(path: &str) -> Result<&Path, String> {
-    let p = Path::new(path);
-    let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
-    if path.is_empty() || !plain {
-        return Err(format!(
-            "refusing to write {path:?}: only relative paths without \"..\" are allowed"
-        ));
-    }
-    Ok(p)
 }
 
 /// The version the response gives for `id`, or `-`.
@@ -695,14 +650,5 @@ mod tests {
         assert_eq!(spc.metadata.name, "demo-db");
         assert_eq!(spc.spec.parameters["roleName"], ROLE);
         assert!(spc.spec.parameters["objects"].contains("filePermission: 0600"));
-    }
-
-    /// Absolute paths and `..` never reach the file system.
-    #[test]
-    fn unsafe_paths_are_refused() {
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "./x"] {
-            assert!(safe_relative_path(bad).is_err(), "{bad:?}");
-        }
-        assert!(safe_relative_path("dir/file.json").is_ok());
     }
 }
