@@ -210,7 +210,7 @@ impl Checker<'_> {
             .await
         {
             Ok(response) => mount_info(&response),
-            Err(e) => return self.mount_lookup_failed(key, objects, &e),
+            Err(e) => return self.mount_lookup_failed(key, objects, &e).await,
         };
         let Some(mount) = mount else {
             // An answer without the fields: decide by capabilities.
@@ -278,9 +278,16 @@ impl Checker<'_> {
             Ok(response) => {
                 for object in objects {
                     if let Err(e) = render(object, &response, &config.spc) {
-                        let (message, fix) = match e.message.split_once(" Hint: ") {
+                        // The finding names the SPC and object already.
+                        let prefix = format!(
+                            "SecretProviderClass {}, object {:?}: ",
+                            config.spc,
+                            object.name.as_str()
+                        );
+                        let text = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
+                        let (message, fix) = match text.split_once(" Hint: ") {
                             Some((m, f)) => (m.trim_end_matches('.').to_string(), f.to_string()),
-                            None => (e.message.clone(), "correct secretKey or the secret".into()),
+                            None => (text.to_string(), "correct secretKey or the secret".into()),
                         };
                         self.findings.push(
                             Finding::error("secret-key", &self.manifest.at, message)
@@ -310,7 +317,7 @@ impl Checker<'_> {
                 true
             }
             Err(e) if e.status() == Some(403) => {
-                self.denied(key, objects, "read");
+                self.denied(key, objects);
                 true
             }
             Err(e) => self.failed(key, objects, &e),
@@ -320,78 +327,79 @@ impl Checker<'_> {
     /// Asks which capabilities the token has on the path, and compares
     /// them with what the object's method needs.
     async fn capabilities(&mut self, key: &RequestKey, objects: &[&ObjectSpec]) -> bool {
-        let needed = match key.method {
-            Method::Get => "read",
-            Method::List => "list",
-            Method::Put | Method::Post => "update",
-        };
+        match self.has_capability(key).await {
+            Ok(true) => true,
+            Ok(false) => {
+                self.denied(key, objects);
+                true
+            }
+            Err(e) => self.failed(key, objects, &e),
+        }
+    }
+
+    /// Whether `sys/capabilities-self` grants what the method needs
+    /// (read for GET, list for LIST, update for PUT and POST).
+    async fn has_capability(&self, key: &RequestKey) -> Result<bool, VaultError> {
         let request = RequestKey {
             method: Method::Post,
             path: "sys/capabilities-self".into(),
             query: Vec::new(),
             body: Some(json!({ "paths": [key.path] }).to_string()),
         };
-        let response = match self.client.request(self.token, &request).await {
-            Ok(response) => response,
-            Err(e) => return self.failed(key, objects, &e),
-        };
-        let capabilities: Vec<String> = response
+        let response = self.client.request(self.token, &request).await?;
+        let needed = needed_capability(key.method);
+        Ok(response
             .data
             .as_ref()
             .and_then(|d| d.0.get(&key.path).or_else(|| d.0.get("capabilities")))
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
+            .is_some_and(|caps| {
+                caps.iter()
                     .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !capabilities.iter().any(|c| c == needed || c == "root") {
-            self.denied(key, objects, needed);
-        }
-        true
+                    .any(|c| c == needed || c == "root")
+            }))
     }
 
-    /// Reports that the mount lookup failed; false when Vault is gone.
-    fn mount_lookup_failed(
+    /// Reports why the mount lookup failed; false when Vault is gone.
+    /// Vault answers 403 both when the token may not use the path and when
+    /// nothing is mounted there, so the token's capabilities decide.
+    async fn mount_lookup_failed(
         &mut self,
         key: &RequestKey,
         objects: &[&ObjectSpec],
         error: &VaultError,
     ) -> bool {
-        match error.status() {
-            Some(403) => {
-                let needed = if key.method.is_read() {
-                    "read"
-                } else {
-                    "update"
-                };
-                self.denied(key, objects, needed);
-                true
-            }
-            Some(400 | 404) => {
-                let first = key.path.split('/').next().unwrap_or_default();
-                self.each(objects, |at, object| {
-                    Finding::error(
-                        "no-mount",
-                        at,
-                        format!("no secrets engine is mounted at {} ({error})", key.path),
-                    )
-                    .object(object.name.as_str())
-                    .parameter("secretPath")
-                    .fix(format!(
-                        "correct secretPath: its first part ({first}/) must be a mount listed by `vault secrets list`"
-                    ))
-                });
-                true
-            }
-            _ => self.failed(key, objects, error),
+        let no_mount = match error.status() {
+            Some(403) => match self.has_capability(key).await {
+                Ok(allowed) => allowed,
+                Err(e) => return self.failed(key, objects, &e),
+            },
+            Some(400 | 404) => true,
+            _ => return self.failed(key, objects, error),
+        };
+        if !no_mount {
+            self.denied(key, objects);
+            return true;
         }
+        let first = key.path.split('/').next().unwrap_or_default();
+        self.each(objects, |at, object| {
+            Finding::error(
+                "no-mount",
+                at,
+                format!("no secrets engine is mounted at {}", key.path),
+            )
+            .object(object.name.as_str())
+            .parameter("secretPath")
+            .fix(format!(
+                "correct secretPath: it must start with a mount listed by `vault secrets list` ({first}/ is not one)"
+            ))
+        });
+        true
     }
 
     /// Reports a permission the token lacks.
-    fn denied(&mut self, key: &RequestKey, objects: &[&ObjectSpec], needed: &str) {
+    fn denied(&mut self, key: &RequestKey, objects: &[&ObjectSpec]) {
+        let needed = needed_capability(key.method);
         self.each(objects, |at, object| {
             Finding::error(
                 "permission-denied",
@@ -439,6 +447,15 @@ impl Checker<'_> {
             body: None,
         };
         self.client.request(self.token, &key).await
+    }
+}
+
+/// The capability a method needs on its path.
+fn needed_capability(method: Method) -> &'static str {
+    match method {
+        Method::Get => "read",
+        Method::List => "list",
+        Method::Put | Method::Post => "update",
     }
 }
 
