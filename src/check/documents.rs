@@ -430,7 +430,8 @@ fn read_parameters(
                     .parameter(key)
                     .fix(hint),
                 );
-                continue;
+                // As JSON text (which is YAML), so the rest is still checked.
+                value.to_string()
             }
         };
         parameters.insert(key.clone(), text);

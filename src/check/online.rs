@@ -110,7 +110,7 @@ impl Checker<'_> {
             Err(e) => {
                 let (message, fix) = match e.status() {
                     Some(403) => (
-                        "Vault refuses the token (403): it is invalid, expired or revoked".to_string(),
+                        "Vault refuses the token (403): it is invalid, expired or revoked, or lacks the default policy (auth/token/lookup-self)".to_string(),
                         "pass a valid token in VAULT_TOKEN or --token-file".to_string(),
                     ),
                     _ => (

@@ -93,27 +93,49 @@ pub(super) fn run(
     if let Some(text) = substitute {
         whole.parameters.insert("objects".into(), text);
     }
-    match parse(&whole, defaults) {
-        Ok(config) if findings.len() == before => Some(config),
-        Ok(_) => None,
-        Err(e) => {
-            if !reported.contains(&e.message) && !is_duplicate_error(&e, objects) {
-                let parameter = PARAMETERS
-                    .iter()
-                    .filter_map(|p| e.message.find(p).map(|at| (at, *p)))
-                    .min()
-                    .map(|(_, p)| p);
-                let (message, fix) =
-                    split_fix(&e.message, parameter.map_or(GENERIC_FIX, parameter_fix));
-                let mut finding = Finding::error("parameter", &manifest.at, message).fix(fix);
-                if let Some(parameter) = parameter {
-                    finding = finding.parameter(parameter);
-                }
-                findings.push(finding);
+    // Each round reports one problem of a combination and repairs it (the
+    // parameter named is dropped, or a placeholder stands in for a missing
+    // one), so the next round can find the next problem.
+    for _ in 0..=PARAMETERS.len() {
+        let e = match parse(&whole, defaults) {
+            Ok(config) if findings.len() == before => return Some(config),
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        if reported.contains(&e.message) || is_duplicate_error(&e, objects) {
+            return None;
+        }
+        let parameter = first_parameter_named(&e.message);
+        let (message, fix) = split_fix(&e.message, parameter.map_or(GENERIC_FIX, parameter_fix));
+        let mut finding = Finding::error("parameter", &manifest.at, message).fix(fix);
+        if let Some(parameter) = parameter {
+            finding = finding.parameter(parameter);
+        }
+        findings.push(finding);
+        reported.insert(e.message.clone());
+        match parameter {
+            Some(p) if whole.parameters.remove(p).is_none() => {
+                let placeholder = match p {
+                    "roleName" => PLACEHOLDER_ROLE.to_string(),
+                    "objects" => placeholder_objects(),
+                    _ => return None,
+                };
+                whole.parameters.insert(p.to_string(), placeholder);
             }
-            None
+            Some(_) => {}
+            None => return None,
         }
     }
+    None
+}
+
+/// The parameter a parser message names first.
+fn first_parameter_named(message: &str) -> Option<&'static str> {
+    PARAMETERS
+        .iter()
+        .filter_map(|p| message.find(p).map(|at| (at, *p)))
+        .min()
+        .map(|(_, p)| p)
 }
 
 /// Reports what the parser refuses in `objects`, per object and field.
@@ -224,12 +246,19 @@ fn check_object(
     if let Err(e) = parse_one(fields) {
         let message = strip_object_prefix(&e.message, &entry.name).to_string();
         if !messages.contains(&message) {
-            let (text, fix) = split_fix(&message, GENERIC_FIX);
-            findings.push(
-                Finding::error("object", &manifest.at, text)
-                    .object(entry.label())
-                    .fix(fix),
-            );
+            let field = known
+                .iter()
+                .filter_map(|f| message.find(f).map(|at| (at, *f)))
+                .min()
+                .map(|(_, f)| f);
+            let (text, fix) = split_fix(&message, field.map_or(GENERIC_FIX, field_fix));
+            let mut finding = Finding::error("object", &manifest.at, text)
+                .object(entry.label())
+                .fix(fix);
+            if let Some(field) = field {
+                finding = finding.parameter(field);
+            }
+            findings.push(finding);
             messages.insert(message);
         }
         reported.insert(e.message);

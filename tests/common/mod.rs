@@ -9,6 +9,7 @@
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod kube_api;
 pub mod postgres;
 pub mod provider;
