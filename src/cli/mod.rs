@@ -241,7 +241,14 @@ pub fn main() -> ExitCode {
         }
         Command::Mount(settings) => {
             logging::init(&tool_logging());
-            runtime.block_on(mount::run(*settings))
+            // Printed once, without the log line the server's errors get.
+            return match runtime.block_on(mount::run(*settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vault-csi: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
     };
     match result {

@@ -352,7 +352,7 @@ fn summary(settings: &MountSettings, cfg: &MountConfig, response: &MountResponse
         cfg.pod.namespace,
         cfg.pod.name,
         cfg.auth.method.name(),
-        if cfg.auth.role.is_empty() {
+        if !cfg.auth.method.uses_pod_token() {
             String::new()
         } else {
             format!(", role {}", cfg.auth.role)
