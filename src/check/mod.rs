@@ -171,3 +171,54 @@ fn order_findings(inputs: &[Input], findings: &mut [Finding]) {
 fn count(findings: &[Finding], severity: Severity) -> usize {
     findings.iter().filter(|f| f.severity == severity).count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CheckOptions, Input, check};
+
+    /// Checks one text offline; returns the rules found.
+    fn rules(text: &str) -> Vec<&'static str> {
+        let inputs = [Input {
+            name: "t.yaml".into(),
+            text: Ok(text.to_string()),
+        }];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let report = runtime.block_on(check(&inputs, &CheckOptions::default()));
+        report.findings.iter().map(|f| f.rule).collect()
+    }
+
+    /// An SPC with `objects` as given (indented by the caller).
+    fn spc(objects: &str) -> String {
+        format!(
+            "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata: {{name: x}}\n\
+             spec:\n  provider: vault\n  parameters:\n    roleName: r\n    objects: |\n{objects}"
+        )
+    }
+
+    #[test]
+    fn too_many_objects_is_one_finding_not_one_per_object() {
+        let objects: String = (0..600)
+            .map(|i| format!("      - {{objectName: o{i}, secretPath: a/b, method: BAD}}\n"))
+            .collect();
+        assert_eq!(rules(&spc(&objects)), ["objects"]);
+    }
+
+    #[test]
+    fn hostile_yaml_is_a_finding_not_a_hang_or_a_panic() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..9u8 {
+            let (prev, next) = ((b'a' + i) as char, (b'b' + i) as char);
+            bomb.push_str(&format!(
+                "{next}: &{next} [{}]\n",
+                vec![format!("*{prev}"); 10].join(", ")
+            ));
+        }
+        assert_eq!(rules(&bomb), ["yaml"]);
+        let deep = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(rules(&deep), ["yaml"]);
+        let deep_objects = format!("      - {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(rules(&spc(&deep_objects)), ["objects-yaml"]);
+    }
+}

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::spc::MAX_OBJECTS_YAML_BYTES;
+
 /// The `objects` parameter of one SPC.
 #[derive(Debug)]
 pub enum ObjectList {
@@ -62,6 +64,10 @@ impl ObjectList {
         let Some(text) = text else {
             return ObjectList::Missing;
         };
+        if text.len() > MAX_OBJECTS_YAML_BYTES {
+            // The parser refuses it by size; reading it loosely gains nothing.
+            return ObjectList::Invalid;
+        }
         // Same number rules as the parser: 0600 is octal.
         let options = serde_saphyr::options! { legacy_octal_numbers: true };
         let values: Option<Vec<Value>> = match serde_saphyr::from_str_with_options(text, options) {

@@ -153,8 +153,19 @@ fn check_objects(
     };
     reported.insert(whole.message.clone());
     let entries = match objects {
-        ObjectList::Entries(entries) => entries,
+        ObjectList::Entries(entries) if entries.len() <= spc::MAX_OBJECTS => entries,
         ObjectList::Missing => return None,
+        ObjectList::Entries(_) => {
+            // Too many objects: the list's own error, not one per object.
+            let (message, limit) = split_fix(&whole.message, "");
+            let fix = format!("{limit}: split the objects over several SecretProviderClasses");
+            findings.push(
+                Finding::error("objects", &manifest.at, message)
+                    .parameter("objects")
+                    .fix(fix),
+            );
+            return Some(placeholder_objects());
+        }
         ObjectList::Invalid => {
             findings.push(
                 Finding::error("objects-yaml", &manifest.at, whole.message.clone())
