@@ -54,6 +54,7 @@ impl ObjectEntry {
 /// The one field whose spelling as written matters.
 #[derive(Deserialize)]
 struct Literal {
+    /// `filePermission` as text.
     #[serde(rename = "filePermission")]
     file_permission: Option<String>,
 }

@@ -45,9 +45,13 @@ struct MountInfo {
 
 /// The checks for one SPC.
 struct Checker<'a> {
+    /// The SPC, for the findings' location.
     manifest: &'a Manifest,
+    /// The client for `--vault-addr` with the SPC's namespace.
     client: VaultClient,
+    /// The token every request carries.
     token: &'a SecretString,
+    /// Where findings go.
     findings: &'a mut Vec<Finding>,
 }
 

@@ -102,9 +102,13 @@ pub struct MountSettings {
 /// The pod flags; the namespace defaults to the SPC's, known only later.
 #[derive(Debug)]
 struct PodArgs {
+    /// `--pod-name`.
     name: String,
+    /// `--namespace`, if given.
     namespace: Option<String>,
+    /// `--pod-uid`.
     uid: String,
+    /// `--service-account`.
     service_account: String,
 }
 
