@@ -9,6 +9,7 @@
 //! into a [`cli::Command`].
 
 pub mod cache;
+pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod k8s;

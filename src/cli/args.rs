@@ -71,6 +71,12 @@ pub enum Sub {
     Serve(Box<ServeArgs>),
     /// A first look without a cluster: real OpenBao, one mount, one rotation.
     Demo(DemoArgs),
+    /// Report every problem of SecretProviderClass files (offline, and
+    /// against Vault with --vault-addr and a token).
+    Check(super::check::CheckArgs),
+    /// Perform one Mount of a SecretProviderClass file against a real Vault
+    /// and write the files.
+    Mount(Box<super::mount::MountArgs>),
 }
 
 /// Flags of the `demo` subcommand.

@@ -8,21 +8,20 @@
 //! Secrets Store CSI driver would ask for it. The files are written the way
 //! the driver writes them, the password is rotated, and the mount repeated.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use super::args::DemoArgs;
 use super::logging::LogSettings;
+use crate::check::{Documents, Entry, Manifest, PodIdentity, RequestParts};
 use crate::demo::openbao::DevServer;
 use crate::demo::sa_token::{PodTokenClaims, TokenSigner, tokens_attribute};
 use crate::demo::token_review::{self, TokenReviewServer};
@@ -123,7 +122,7 @@ async fn interrupted() {
 /// The demo's steps, in order.
 async fn demo(out: &Path) -> Result<(), String> {
     // Parsed first: a broken embedded file should fail before any process starts.
-    let spc = SecretProviderClass::parse(SPC_YAML)?;
+    let spc = load_spc(SPC_YAML)?;
     println!(
         "vault-csi demo: one Mount and one rotation against a real OpenBao, no cluster needed."
     );
@@ -176,14 +175,13 @@ async fn first_mount(driver: &mut Driver<'_>) -> Result<MountResponse, String> {
     let spc = driver.spc;
     println!(
         "[4/6] Mounting SecretProviderClass {}/{} ({SPC_SOURCE}) for pod {NAMESPACE}/{}",
-        spc.metadata.namespace,
-        spc.metadata.name,
+        spc.at.namespace.as_deref().unwrap_or_default(),
+        spc.at.name.as_deref().unwrap_or_default(),
         PodTokenClaims::new(NAMESPACE, SERVICE_ACCOUNT, AUDIENCE).pod_name
     );
     println!(
         "      (its vaultAddress {} is replaced by {}).",
-        spc.spec
-            .parameters
+        spc.parameters
             .get("vaultAddress")
             .map_or("-", String::as_str),
         driver.vault_addr
@@ -226,7 +224,7 @@ struct Driver<'a> {
     /// A gRPC connection over the provider's unix socket.
     client: CsiDriverProviderClient<Channel>,
     /// The SecretProviderClass the pod's volume names.
-    spc: &'a SecretProviderClass,
+    spc: &'a Manifest,
     /// Replaces the SPC's placeholder `vaultAddress`.
     vault_addr: &'a str,
     /// Plays kubelet's TokenRequest for the pod's token.
@@ -245,63 +243,29 @@ impl Driver<'_> {
     }
 }
 
-/// The parts of a SecretProviderClass the demo needs.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SecretProviderClass {
-    /// Must be `secrets-store.csi.x-k8s.io/v1`.
-    api_version: String,
-    /// Must be `SecretProviderClass`.
-    kind: String,
-    /// Name and namespace.
-    metadata: Metadata,
-    /// Provider and parameters.
-    spec: SpcSpec,
-}
-
-/// `metadata` of a SecretProviderClass.
-#[derive(Debug, Deserialize)]
-struct Metadata {
-    /// The SPC's name: the driver's `secretProviderClass` attribute.
-    name: String,
-    /// Pods may only use SPCs of their own namespace.
-    namespace: String,
-}
-
-/// `spec` of a SecretProviderClass.
-#[derive(Debug, Deserialize)]
-struct SpcSpec {
-    /// Must be `vault`.
-    provider: String,
-    /// Passed to the provider verbatim as mount attributes.
-    parameters: BTreeMap<String, String>,
-}
-
-impl SecretProviderClass {
-    /// Parses and checks the manifest; the checks mirror what the driver
-    /// would refuse, so the example stays usable in a real cluster.
-    fn parse(yaml: &str) -> Result<Self, String> {
-        let spc: SecretProviderClass = serde_saphyr::from_str(yaml)
-            .map_err(|e| format!("{SPC_SOURCE} is not a valid SecretProviderClass: {e}"))?;
-        let expect = |what: &str, got: &str, want: &str| {
-            if got == want {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{SPC_SOURCE}: {what} is {got:?}, expected {want:?}"
-                ))
-            }
-        };
-        expect(
-            "apiVersion",
-            &spc.api_version,
-            "secrets-store.csi.x-k8s.io/v1",
-        )?;
-        expect("kind", &spc.kind, "SecretProviderClass")?;
-        expect("spec.provider", &spc.spec.provider, "vault")?;
-        expect("metadata.namespace", &spc.metadata.namespace, NAMESPACE)?;
-        Ok(spc)
+/// Reads the embedded SPC with the same reader as `check` and `mount`,
+/// refusing anything `check` would complain about when reading it, so the
+/// example stays usable in a real cluster.
+fn load_spc(yaml: &str) -> Result<Manifest, String> {
+    let mut documents = Documents::default();
+    crate::check::parse_text(SPC_SOURCE, yaml, &mut documents);
+    if let Some(finding) = documents.findings.first() {
+        return Err(format!("{SPC_SOURCE}: {}", finding.message));
     }
+    let mut manifests = documents.entries.into_iter().filter_map(|e| match e {
+        Entry::Spc(m) => Some(m),
+        Entry::Skipped { .. } => None,
+    });
+    let spc = manifests
+        .next()
+        .ok_or_else(|| format!("{SPC_SOURCE} holds no SecretProviderClass for provider vault"))?;
+    if spc.at.namespace.as_deref() != Some(NAMESPACE) {
+        return Err(format!(
+            "{SPC_SOURCE}: metadata.namespace is {:?}, expected {NAMESPACE:?}",
+            spc.at.namespace
+        ));
+    }
+    Ok(spc)
 }
 
 /// What a cluster contributes: the API server's token signing key and its
@@ -515,7 +479,7 @@ async fn mount(
 /// The driver's MountRequest: SPC parameters plus the pod's attributes and
 /// a fresh projected token for audience `vault`, as kubelet supplies them.
 fn mount_request(
-    spc: &SecretProviderClass,
+    spc: &Manifest,
     vault_addr: &str,
     signer: &TokenSigner,
     target: &Path,
@@ -523,92 +487,30 @@ fn mount_request(
     let claims = PodTokenClaims::new(NAMESPACE, SERVICE_ACCOUNT, AUDIENCE);
     let token = signer.sign(&claims);
     let expiry = SystemTime::now() + claims.ttl;
-    let mut attributes: Map<String, Value> = spc
-        .spec
-        .parameters
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let pod = [
-        ("vaultAddress", vault_addr.to_string()),
-        ("secretProviderClass", spc.metadata.name.clone()),
-        ("csi.storage.k8s.io/pod.name", claims.pod_name.clone()),
-        ("csi.storage.k8s.io/pod.namespace", claims.namespace.clone()),
-        ("csi.storage.k8s.io/pod.uid", claims.pod_uid.clone()),
-        (
-            "csi.storage.k8s.io/serviceAccount.name",
-            claims.service_account.clone(),
-        ),
-        ("csi.storage.k8s.io/ephemeral", "true".to_string()),
-        (
-            "csi.storage.k8s.io/serviceAccount.tokens",
-            tokens_attribute(&[(AUDIENCE, &token, expiry)]),
-        ),
-    ];
-    for (key, value) in pod {
-        attributes.insert(key.to_string(), Value::String(value));
-    }
+    let tokens = tokens_attribute(&[(AUDIENCE, &token, expiry)]);
+    let pod = PodIdentity {
+        name: claims.pod_name,
+        namespace: claims.namespace,
+        uid: claims.pod_uid,
+        service_account: claims.service_account,
+    };
+    let parts = RequestParts {
+        overrides: vec![("vaultAddress", vault_addr.to_string())],
+        tokens: Some(&tokens),
+        secrets: None,
+    };
     MountRequest {
-        attributes: Value::Object(attributes).to_string(),
-        secrets: "null".into(),
         target_path: target.display().to_string(),
-        // 0644 in decimal, the driver's default.
-        permission: "420".into(),
-        current_object_version: vec![],
+        ..spc.mount_request(&pod, &parts)
     }
 }
 
 /// Writes every file of a response under `out`.
 fn write_files(out: &Path, response: &MountResponse) -> Result<(), String> {
     for file in &response.files {
-        write_file(out, file)?;
+        super::files::write_file(out, file)?;
     }
     Ok(())
-}
-
-/// Writes one file like the driver: parent dirs, a temp file in the same
-/// dir with the final mode, then a rename, so readers never see half a file.
-fn write_file(out: &Path, file: &File) -> Result<(), String> {
-    let relative = safe_relative_path(&file.path)?;
-    let mode = u32::try_from(file.mode)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| {
-            format!(
-                "refusing {:?}: mode {} is out of range",
-                file.path, file.mode
-            )
-        })?;
-    let target = out.join(relative);
-    let dir = target.parent().unwrap_or(out);
-    let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", target.display());
-    std::fs::create_dir_all(dir).map_err(|e| fail("create the folder of", e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vault-csi-")
-        .tempfile_in(dir)
-        .map_err(|e| fail("create a temp file for", e))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|e| fail("set the mode of", e))?;
-    tmp.write_all(&file.contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| fail("write", e))?;
-    tmp.persist(&target)
-        .map_err(|e| fail("rename into place", e.error))?;
-    Ok(())
-}
-
-/// Accepts only plain relative paths: the provider validates object names
-/// already, but a writer must not trust its input (defence in depth).
-fn safe_relative_path(path: &str) -> Result<&Path, String> {
-    let p = Path::new(path);
-    let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
-    if path.is_empty() || !plain {
-        return Err(format!(
-            "refusing to write {path:?}: only relative paths without \"..\" are allowed"
-        ));
-    }
-    Ok(p)
 }
 
 /// The version the response gives for `id`, or `-`.
@@ -691,18 +593,9 @@ mod tests {
     /// The embedded example is a valid SPC with the parameters the demo relies on.
     #[test]
     fn embedded_spc_parses_with_the_demo_parameters() {
-        let spc = SecretProviderClass::parse(SPC_YAML).expect("embedded SPC");
-        assert_eq!(spc.metadata.name, "demo-db");
-        assert_eq!(spc.spec.parameters["roleName"], ROLE);
-        assert!(spc.spec.parameters["objects"].contains("filePermission: 0600"));
-    }
-
-    /// Absolute paths and `..` never reach the file system.
-    #[test]
-    fn unsafe_paths_are_refused() {
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "./x"] {
-            assert!(safe_relative_path(bad).is_err(), "{bad:?}");
-        }
-        assert!(safe_relative_path("dir/file.json").is_ok());
+        let spc = load_spc(SPC_YAML).expect("embedded SPC");
+        assert_eq!(spc.at.name.as_deref(), Some("demo-db"));
+        assert_eq!(spc.parameters["roleName"], ROLE);
+        assert!(spc.parameters["objects"].contains("filePermission: 0600"));
     }
 }

@@ -5,9 +5,13 @@
 //! SecretProviderClass (applied per mount by [`crate::spc`]).
 
 mod args;
+mod check;
 mod demo;
+mod files;
 mod goflags;
 mod logging;
+mod mount;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -30,6 +34,10 @@ pub enum Command {
     Serve(Box<ServeSettings>),
     /// Run the demo.
     Demo(demo::DemoSettings),
+    /// Check SecretProviderClass files.
+    Check(Box<check::CheckSettings>),
+    /// Mount a SecretProviderClass file from a laptop.
+    Mount(Box<mount::MountSettings>),
     /// Print the version in a format (`--version`, `--output`).
     PrintVersion(String),
 }
@@ -84,6 +92,12 @@ where
         Some(Sub::Demo(demo)) => Ok(Command::Demo(
             demo::DemoSettings::from_args(demo, env).map_err(invalid)?,
         )),
+        Some(Sub::Check(args)) => Ok(Command::Check(Box::new(
+            check::CheckSettings::from_args(args, env).map_err(invalid)?,
+        ))),
+        Some(Sub::Mount(args)) => Ok(Command::Mount(Box::new(
+            mount::MountSettings::from_args(*args, env).map_err(invalid)?,
+        ))),
         Some(Sub::Serve(serve)) => resolve_serve(*serve, env).map_err(invalid),
         None => resolve_serve(cli.serve, env).map_err(invalid),
     }
@@ -238,6 +252,21 @@ pub fn main() -> ExitCode {
             logging::init(&settings.log);
             runtime.block_on(demo::run(settings))
         }
+        Command::Check(settings) => {
+            logging::init(&tool_logging());
+            return runtime.block_on(check::run(*settings));
+        }
+        Command::Mount(settings) => {
+            logging::init(&tool_logging());
+            // Printed once, without the log line the server's errors get.
+            return match runtime.block_on(mount::run(*settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vault-csi: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -246,6 +275,15 @@ pub fn main() -> ExitCode {
             eprintln!("vault-csi: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `check` and `mount` print their own results; the provider code they
+/// run logs only warnings and errors.
+fn tool_logging() -> LogSettings {
+    LogSettings {
+        level: "warn".into(),
+        format: LogFormat::Text,
     }
 }
 

@@ -8,9 +8,11 @@
 mod address;
 mod credentials;
 mod error;
+mod fields;
 mod gobool;
 mod objects;
 mod objects_cache;
+mod parameters;
 mod pod;
 mod policy;
 mod template;
@@ -19,11 +21,13 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use address::VaultAddress;
 pub use error::SpcError;
+pub use fields::object_fields;
 pub use gobool::parse_go_bool;
 pub use objects::{
     Content, Encoding, Method, ObjectName, ObjectSpec, RequestKey, is_safe_key, parse_objects,
 };
 pub use objects_cache::ObjectsCache;
+pub use parameters::{DRIVER_ATTRIBUTES, KUBELET_ATTRIBUTE_PREFIX, LEGACY_PARAMETERS, PARAMETERS};
 pub use pod::{PodInfo, ServiceAccountToken};
 pub use policy::{AddressAllowList, SpcPolicy};
 pub use template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL, Template, json_value};

@@ -13,7 +13,7 @@ use super::{MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, SpcError};
 /// HashiCorp's; unknown keys are ignored as there.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-struct RawObject {
+pub(super) struct RawObject {
     object_name: String,
     secret_path: String,
     secret_key: String,

@@ -9,6 +9,7 @@
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod fault_proxy;
 pub mod kube_api;
 pub mod manifests;
