@@ -146,14 +146,7 @@ async fn expect_error(
         ),
         Err(error) => error,
     };
-    let message = error.message().to_string();
-    assert_eq!(error.code(), code, "{message}");
-    for fragment in fragments {
-        assert!(
-            message.contains(fragment),
-            "missing {fragment:?} in: {message}"
-        );
-    }
+    let message = common::provider::assert_status(&error, code, fragments);
     assert!(!message.contains(VALUE), "the secret in: {message}");
     message
 }

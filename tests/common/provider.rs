@@ -247,6 +247,12 @@ pub async fn expect_error(
         .mount(request.build())
         .await
         .expect_err("the mount must fail");
+    assert_status(&error, code, fragments)
+}
+
+/// Checks that `error` has `code` and a message containing every fragment,
+/// and never a JWT; returns the message.
+pub fn assert_status(error: &tonic::Status, code: tonic::Code, fragments: &[&str]) -> String {
     let message = error.message().to_string();
     assert_eq!(error.code(), code, "{message}");
     for fragment in fragments {
