@@ -11,6 +11,8 @@
 pub mod cache;
 pub mod cli;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod k8s;
 pub mod metrics;
 pub mod mount;
