@@ -7,8 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// A fuzz target's shared entry point: raw bytes in, a panic on a broken invariant.
+type EntryPoint = fn(&[u8]);
+
 /// The fuzz targets and their shared entry points.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, EntryPoint)] = &[
     ("parse_objects", vault_csi::fuzzing::parse_objects),
     ("parse_attributes", vault_csi::fuzzing::parse_attributes),
 ];
