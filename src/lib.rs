@@ -12,6 +12,8 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod k8s;
 pub mod metrics;
 pub mod mount;

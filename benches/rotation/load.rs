@@ -46,12 +46,26 @@ pub fn node(
     signer: &TokenSigner,
     cert_ttl: Duration,
 ) -> Vec<Pod> {
+    node_from(0, deployment, singles, vault_addr, signer, cert_ttl)
+}
+
+/// [`node`] with pod names and UIDs numbered from `first`, so a later
+/// generation of the same workloads is new pods (the soak replaces them).
+pub fn node_from(
+    first: usize,
+    deployment: usize,
+    singles: usize,
+    vault_addr: &str,
+    signer: &TokenSigner,
+    cert_ttl: Duration,
+) -> Vec<Pod> {
     let objects = objects_yaml(cert_ttl);
     let accounts = (0..deployment)
         .map(|_| SHARED_SERVICE_ACCOUNT.to_owned())
         .chain((1..=singles).map(single_account));
     accounts
         .enumerate()
+        .map(|(i, account)| (first + i, account))
         .map(|(i, account)| {
             let claims = PodTokenClaims {
                 namespace: NAMESPACE.into(),

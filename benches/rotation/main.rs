@@ -9,7 +9,8 @@
 //! mounts all at once and then remounts for R rotation polls, with every
 //! interval compressed by one factor ([`timing::FACTOR`]).
 //!
-//! Run with `scripts/bench.sh` (or `cargo bench --bench rotation`).  Under
+//! Run with `scripts/bench.sh` (or `cargo bench --bench rotation`); with
+//! `--soak` (`scripts/soak.sh`), the soak of [`soak`] runs instead.  Under
 //! `cargo test --all-targets` cargo runs this binary without `--bench`, and
 //! then it exits at once: the benchmark is never part of the test suite.
 
@@ -19,6 +20,7 @@ mod infra;
 mod load;
 mod provider;
 mod report;
+mod soak;
 mod timing;
 
 use std::path::PathBuf;
@@ -37,6 +39,8 @@ use timing::Compressed;
 
 /// The whole benchmark stops after this, whatever state it is in.
 const TIME_LIMIT: Duration = Duration::from_secs(9 * 60);
+/// The soak stops after its duration plus this (setup and the last window).
+const SOAK_MARGIN: Duration = Duration::from_secs(3 * 60);
 /// Concurrencies at which Mount latency is reported.
 const CONCURRENCIES: [usize; 3] = [1, 32, 256];
 /// Concurrency of the served-from-cache throughput phase.
@@ -136,10 +140,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let soak = if std::env::args().any(|a| a == "--soak") {
+        match soak_duration() {
+            Ok(duration) => Some(duration),
+            Err(e) => {
+                eprintln!("rotation benchmark: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let outcome = runtime.block_on(async {
-        tokio::time::timeout(TIME_LIMIT, run(&config))
+        // The soak stops by itself after its duration; the limit is a backstop.
+        let limit = soak.map_or(TIME_LIMIT, |d| d + SOAK_MARGIN);
+        let work = async {
+            match soak {
+                Some(duration) => soak::run(&config, duration).await,
+                None => run(&config).await,
+            }
+        };
+        tokio::time::timeout(limit, work)
             .await
-            .unwrap_or_else(|_| Err(format!("did not finish within {TIME_LIMIT:?}")))
+            .unwrap_or_else(|_| Err(format!("did not finish within {limit:?}")))
     });
     match outcome {
         Ok(markdown) => {
@@ -160,6 +183,20 @@ fn main() -> ExitCode {
 /// Prints progress to stderr, so stdout holds only the report.
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[bench {:>6.1}s] {}", $crate::elapsed(), format!($($arg)*)) };
+}
+pub(crate) use progress;
+
+/// How long the soak runs: `BENCH_SOAK_MINUTES` (decimals allowed), 10 by default.
+fn soak_duration() -> Result<Duration, String> {
+    let minutes = match std::env::var("BENCH_SOAK_MINUTES") {
+        Ok(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|m| m.is_finite() && *m > 0.0 && *m <= 24.0 * 60.0)
+            .ok_or_else(|| format!("BENCH_SOAK_MINUTES={v:?} is not a number of minutes"))?,
+        Err(_) => 10.0,
+    };
+    Ok(Duration::from_secs_f64(minutes * 60.0))
 }
 
 /// Seconds since the benchmark started, for progress lines.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::SpcError;
+use super::shown::Shown;
 
 /// Where Vault (or a Vault Agent / OpenBao Proxy) listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,7 +29,8 @@ impl VaultAddress {
         if let Some(path) = text.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(SpcError::new(format!(
-                    "Vault address {text:?} must name an absolute socket path, e.g. unix:///var/run/vault/agent.sock"
+                    "Vault address {} must name an absolute socket path, e.g. unix:///var/run/vault/agent.sock",
+                    Shown(text)
                 )));
             }
             return Ok(VaultAddress::Unix {
@@ -37,12 +39,14 @@ impl VaultAddress {
         }
         let url = reqwest::Url::parse(text).map_err(|e| {
             SpcError::new(format!(
-                "Vault address {text:?} is not a URL ({e}); use https://host:port or unix:///path"
+                "Vault address {} is not a URL ({e}); use https://host:port or unix:///path",
+                Shown(text)
             ))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(SpcError::new(format!(
-                "Vault address {text:?} must start with https://, http:// or unix://"
+                "Vault address {} must start with https://, http:// or unix://",
+                Shown(text)
             )));
         }
         if !url.username().is_empty() || url.password().is_some() {

@@ -1,5 +1,11 @@
 //! The error for a mount request or SecretProviderClass that cannot be used.
 
+/// Longest message kept, in bytes.  Messages quote values through
+/// `Shown`, so this only cuts lists (such as duplicate object names) that
+/// a hostile SecretProviderClass makes long; the message reaches the pod's
+/// events and the provider's log.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
 /// What is wrong with a mount request or its SecretProviderClass, phrased for
 /// the person who wrote it.  Always maps to gRPC `InvalidArgument`, except
 /// where noted by the constructor.
@@ -17,7 +23,7 @@ impl SpcError {
     /// A parameter or request error.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: bounded(message.into()),
             missing_credential: false,
         }
     }
@@ -25,8 +31,21 @@ impl SpcError {
     /// A missing credential, such as no service-account token for the audience.
     pub fn missing_credential(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: bounded(message.into()),
             missing_credential: true,
         }
     }
+}
+
+/// Cuts a message to [`MAX_MESSAGE_BYTES`] at a character boundary.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - "…".len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }

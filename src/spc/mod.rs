@@ -15,12 +15,14 @@ mod objects_cache;
 mod parameters;
 mod pod;
 mod policy;
+mod shown;
 mod template;
+mod yaml_limits;
 
 use std::collections::{BTreeMap, HashMap};
 
 pub use address::VaultAddress;
-pub use error::SpcError;
+pub use error::{MAX_MESSAGE_BYTES, SpcError};
 pub use fields::object_fields;
 pub use gobool::parse_go_bool;
 pub use objects::{
@@ -31,9 +33,14 @@ pub use parameters::{DRIVER_ATTRIBUTES, KUBELET_ATTRIBUTE_PREFIX, LEGACY_PARAMET
 pub use pod::{PodInfo, ServiceAccountToken};
 pub use policy::{AddressAllowList, SpcPolicy};
 pub use template::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL, Template, json_value};
+pub use yaml_limits::{
+    MAX_YAML_ALIASES, MAX_YAML_ANCHORS, MAX_YAML_DEPTH, MAX_YAML_NODES, MAX_YAML_REPLAYED_EVENTS,
+    MAX_YAML_SCALAR_BYTES,
+};
 
 use crate::proto::MountRequest;
 use crate::secret::SecretString;
+use shown::Shown;
 
 /// Most objects one SecretProviderClass may list.
 pub const MAX_OBJECTS: usize = 500;
@@ -247,7 +254,8 @@ pub fn parse_with(
         Some("token") => AuthMethod::Token,
         Some(other) => {
             return Err(SpcError::new(format!(
-                "vaultAuthMethod {other:?} is not supported; use kubernetes, jwt, approle or token"
+                "vaultAuthMethod {} is not supported; use kubernetes, jwt, approle or token",
+                Shown(other)
             )));
         }
     };
@@ -308,7 +316,8 @@ pub fn parse_with(
         Some(v) if parse_go_bool(v) == Some(false) => DynamicReuse::Never,
         Some(other) => {
             return Err(SpcError::new(format!(
-                "dynamicSecretReuse {other:?} is not identity, pod or false"
+                "dynamicSecretReuse {} is not identity, pod or false",
+                Shown(other)
             )));
         }
     };
@@ -316,7 +325,8 @@ pub fn parse_with(
         None => true,
         Some(v) => parse_go_bool(v).ok_or_else(|| {
             SpcError::new(format!(
-                "staleIfError {v:?} is not a boolean; use \"true\" or \"false\""
+                "staleIfError {} is not a boolean; use \"true\" or \"false\"",
+                Shown(v)
             ))
         })?,
     };
@@ -368,7 +378,8 @@ fn parse_tls<'a>(
     let skip_verify = match get("vaultSkipTLSVerify") {
         Some(v) => parse_go_bool(v).ok_or_else(|| {
             SpcError::new(format!(
-                "vaultSkipTLSVerify {v:?} is not a boolean; use \"true\" or \"false\""
+                "vaultSkipTLSVerify {} is not a boolean; use \"true\" or \"false\"",
+                Shown(v)
             ))
         })?,
         None => defaults.skip_verify,
@@ -391,7 +402,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::from_secs(seconds));
     }
     humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration like 30s or 2m ({e})"))
+        .map_err(|e| format!("{} is not a duration like 30s or 2m ({e})", Shown(text)))
 }
 
 /// Parses a JSON object whose values are all strings.
@@ -409,10 +420,11 @@ fn parse_secrets(text: &str) -> Result<BTreeMap<String, SecretString>, SpcError>
         return Ok(BTreeMap::new());
     }
     let map: Option<BTreeMap<String, String>> = serde_json::from_str(text).map_err(|e| {
-        // serde_json's message names a position, never the value.
+        // serde_json's own message can quote a value, which here is a secret.
         SpcError::new(format!(
-            "the mount request's secrets are not a JSON object of strings ({e}); check the \
-             nodePublishSecretRef Secret"
+            "the mount request's secrets are not a JSON object of strings ({}); check the \
+             nodePublishSecretRef Secret",
+            shown::json_error_without_values(&e)
         ))
     })?;
     Ok(map
@@ -431,7 +443,8 @@ fn parse_permission(text: &str) -> Result<u32, SpcError> {
     match text.parse::<u32>() {
         Ok(mode) if mode <= 0o777 => Ok(mode),
         _ => Err(SpcError::new(format!(
-            "the mount request's permission {text:?} is not a file mode between 0 and 511"
+            "the mount request's permission {} is not a file mode between 0 and 511",
+            Shown(text)
         ))),
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::shown::Shown;
 use super::template::Template;
 use super::{MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, SpcError};
 
@@ -47,11 +48,12 @@ impl ObjectName {
         }
         if name.starts_with('/') {
             return Err(format!(
-                "objectName {name:?} is absolute; use a relative file name"
+                "objectName {} is absolute; use a relative file name",
+                Shown(name)
             ));
         }
         if name.starts_with("..") {
-            return Err(format!("objectName {name:?} starts with \"..\""));
+            return Err(format!("objectName {} starts with \"..\"", Shown(name)));
         }
         if name.contains('\0') {
             return Err("objectName contains a NUL byte".into());
@@ -60,17 +62,24 @@ impl ObjectName {
             match part {
                 "" => {
                     return Err(format!(
-                        "objectName {name:?} has an empty path element or a trailing '/'"
+                        "objectName {} has an empty path element or a trailing '/'",
+                        Shown(name)
                     ));
                 }
                 "." => {
                     return Err(format!(
-                        "objectName {name:?} has a \".\" element; write the path without it"
+                        "objectName {} has a \".\" element; write the path without it",
+                        Shown(name)
                     ));
                 }
-                ".." => return Err(format!("objectName {name:?} has a \"..\" element")),
+                ".." => {
+                    return Err(format!("objectName {} has a \"..\" element", Shown(name)));
+                }
                 p if p.len() > 255 => {
-                    return Err(format!("objectName {name:?} has an element over 255 bytes"));
+                    return Err(format!(
+                        "objectName {} has an element over 255 bytes",
+                        Shown(name)
+                    ));
                 }
                 _ => {}
             }
@@ -225,14 +234,9 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, SpcError> {
             yaml.len()
         )));
     }
-    let options = serde_saphyr::options! { legacy_octal_numbers: true };
     let raw: Option<Vec<RawObject>> =
-        serde_saphyr::from_str_with_options(yaml, options).map_err(|e| {
-            SpcError::new(format!(
-                "'objects' is not a valid YAML list of objects: {}",
-                first_line(&e.to_string())
-            ))
-        })?;
+        serde_saphyr::from_str_with_options(yaml, super::yaml_limits::options())
+            .map_err(|e| SpcError::new(super::yaml_limits::describe(&e)))?;
     let raw = raw.unwrap_or_default();
     if raw.is_empty() {
         return Err(SpcError::new(
@@ -254,7 +258,7 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, SpcError> {
             let which = if object.object_name.is_empty() {
                 format!("object #{}", index + 1)
             } else {
-                format!("object {:?}", object.object_name)
+                format!("object {}", Shown(&object.object_name))
             };
             SpcError::new(format!("{which}: {message}"))
         })?);
@@ -320,7 +324,8 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
         "LIST" => Method::List,
         other => {
             return Err(format!(
-                "method {other:?} is not supported; use GET, PUT, POST or LIST"
+                "method {} is not supported; use GET, PUT, POST or LIST",
+                Shown(other)
             ));
         }
     };
@@ -347,11 +352,16 @@ fn parse_object(raw: &RawObject) -> Result<ObjectSpec, String> {
     let cache = match &raw.cache {
         None => true,
         Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => super::parse_go_bool(s)
-            .ok_or_else(|| format!("cache {s:?} is not a boolean; use \"true\" or \"false\""))?,
+        Some(Value::String(s)) => super::parse_go_bool(s).ok_or_else(|| {
+            format!(
+                "cache {} is not a boolean; use \"true\" or \"false\"",
+                Shown(s)
+            )
+        })?,
         Some(other) => {
             return Err(format!(
-                "cache {other} is not a boolean; use \"true\" or \"false\""
+                "cache {} is not a boolean; use \"true\" or \"false\"",
+                Shown(&other.to_string())
             ));
         }
     };
@@ -431,13 +441,9 @@ fn split_secret_path(text: &str) -> Result<(String, Vec<(String, String)>), Stri
         .any(|p| p.is_empty() || p == "." || p == "..")
     {
         return Err(format!(
-            "secretPath {path:?} has an empty, \".\" or \"..\" element"
+            "secretPath {} has an empty, \".\" or \"..\" element",
+            Shown(path)
         ));
     }
     Ok((path.to_string(), query))
-}
-
-/// The first line of a parser message (the rest is a source excerpt).
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
 }

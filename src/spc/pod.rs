@@ -151,7 +151,8 @@ pub(super) fn find_token(
     }
     let mut entries: HashMap<String, TokenEntry> = serde_json::from_str(text).map_err(|e| {
         SpcError::new(format!(
-            "the {TOKENS_ATTRIBUTE} attribute is not the JSON the driver sends ({e}); this is a driver bug"
+            "the {TOKENS_ATTRIBUTE} attribute is not the JSON the driver sends ({}); this is a driver bug",
+            super::shown::json_error_without_values(&e)
         ))
     })?;
     let entry = entries.remove(audience);
