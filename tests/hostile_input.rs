@@ -32,6 +32,7 @@ mod strategies {
         "encoding",
         "filePermission",
         "cache",
+        "template",
     ];
 
     /// Attribute keys the parser reads.

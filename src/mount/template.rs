@@ -707,4 +707,122 @@ mod tests {
         assert_eq!(err.code, Code::ResourceExhausted, "{}", err.message);
         assert!(err.message.contains("more work"), "{}", err.message);
     }
+
+    /// Pieces hostile and plausible templates are made of: delimiters,
+    /// statements, names, filters, and text.
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{#",
+        "#}",
+        " ",
+        "\n",
+        "x",
+        "username",
+        "data",
+        "secret",
+        "objects",
+        ".",
+        "[",
+        "]",
+        "(",
+        ")",
+        "|",
+        "b64decode",
+        "tojson",
+        "for i in range(9)",
+        "endfor",
+        "if",
+        "endif",
+        "'",
+        "\"",
+        "~",
+        "*",
+    ];
+
+    /// Expressions: keys that exist or not, built-ins, filters that fail on
+    /// some input, and values that grow.
+    const EXPRESSIONS: &[&str] = &[
+        "username",
+        "missing",
+        "data['db-password']",
+        "data.nope",
+        "secret.data.metadata.version",
+        "objects.out.username",
+        "objects.other.username",
+        "cfg.host",
+        "cfg.nope.deeper",
+        "n + 1",
+        "username | b64encode",
+        "username | b64decode",
+        "username | fromjson",
+        "data | tojson",
+        "cfg | tojson",
+        "'x' * 100000",
+        "username * 3",
+        "n / 0",
+        "username[99]",
+        "range(5)",
+        "secret | tojson",
+        "data['secret']",
+        "objects | tojson",
+        "n | b64encode",
+    ];
+
+    /// A template: raw pieces, or a sequence of text, `{{ expression }}`
+    /// and loops around them that may run away.
+    fn template_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = proptest::sample::select(PIECES).prop_map(str::to_string);
+        let expr = proptest::sample::select(EXPRESSIONS).prop_map(|e| format!("{{{{ {e} }}}}"));
+        let text = "[a-z=\\n ]{0,8}";
+        let segment = prop_oneof![2 => expr, 1 => text.prop_map(|t| t.to_string())];
+        let body = proptest::collection::vec(segment, 1..6).prop_map(|v| v.concat());
+        let looped = (
+            body.clone(),
+            prop_oneof![Just(3u32), Just(1000), Just(100_000)],
+        )
+            .prop_map(|(b, n)| format!("{{% for i in range({n}) %}}{b}{{% endfor %}}"));
+        prop_oneof![
+            1 => proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat()),
+            2 => proptest::collection::vec(prop_oneof![2 => body, 1 => looped], 1..4)
+                .prop_map(|v| v.concat()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any template text either fails to parse with a message naming the
+        /// object, or renders within the output cap, or fails with
+        /// InvalidArgument / ResourceExhausted; a secret value never appears
+        /// in an error, and nothing panics.
+        #[test]
+        fn any_template_parses_renders_or_fails_cleanly(template in template_text()) {
+            let yaml = format!(
+                "- objectName: out\n  secretPath: secret/data/app\n  template: {}\n",
+                serde_json::to_string(&template).unwrap()
+            );
+            let parsed = match parse_objects(&yaml) {
+                Ok(_) => one(&template, KV2),
+                Err(e) => {
+                    proptest::prop_assert!(e.message.contains("\"out\""), "{}", e.message);
+                    return Ok(());
+                }
+            };
+            match parsed {
+                Ok(text) => proptest::prop_assert!(text.len() <= crate::spc::MAX_RENDERED_BYTES),
+                Err(e) => {
+                    proptest::prop_assert!(
+                        matches!(e.code, Code::InvalidArgument | Code::ResourceExhausted),
+                        "{:?}: {}", e.code, e.message
+                    );
+                    proptest::prop_assert!(!e.message.contains(CANARY), "{}", e.message);
+                    proptest::prop_assert!(e.message.len() <= 4096, "{} bytes", e.message.len());
+                }
+            }
+        }
+    }
 }
