@@ -26,11 +26,14 @@ impl VaultAddress {
     /// Parses an address from a flag, the environment or `vaultAddress`.
     pub fn parse(text: &str) -> Result<Self, SpcError> {
         let text = text.trim();
+        // What errors quote: a `user:password@` part may hold a credential.
+        let shown = without_userinfo(text);
+        let shown = shown.as_str();
         if let Some(path) = text.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(SpcError::new(format!(
                     "Vault address {} must name an absolute socket path, e.g. unix:///var/run/vault/agent.sock",
-                    Shown(text)
+                    Shown(shown)
                 )));
             }
             return Ok(VaultAddress::Unix {
@@ -40,13 +43,13 @@ impl VaultAddress {
         let url = reqwest::Url::parse(text).map_err(|e| {
             SpcError::new(format!(
                 "Vault address {} is not a URL ({e}); use https://host:port or unix:///path",
-                Shown(text)
+                Shown(shown)
             ))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(SpcError::new(format!(
                 "Vault address {} must start with https://, http:// or unix://",
-                Shown(text)
+                Shown(shown)
             )));
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -73,6 +76,20 @@ impl VaultAddress {
     }
 }
 
+/// `text` with any `user:password@` part of its authority replaced by
+/// `***@`, so an error can quote an address without its credentials.
+fn without_userinfo(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_string();
+    };
+    let rest = &text[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}://***@{}", &text[..scheme_end], &rest[at + 1..]),
+        None => text.to_string(),
+    }
+}
+
 impl fmt::Display for VaultAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -85,6 +102,24 @@ impl fmt::Display for VaultAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_never_quote_credentials_in_an_address() {
+        for bad in [
+            "ftp://admin:hunter2@vault:8200",
+            "https://admin:hunter2@vault:8200 x",
+            "unix://admin:hunter2@/run/agent.sock",
+            "https://admin:hunter2@vault:8200",
+        ] {
+            let err = VaultAddress::parse(bad).unwrap_err().message;
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert_eq!(
+            without_userinfo("https://u:p@host:1/v1?a=b@c"),
+            "https://***@host:1/v1?a=b@c"
+        );
+        assert_eq!(without_userinfo("https://host/x@y"), "https://host/x@y");
+    }
 
     #[test]
     fn parses_tcp_and_unix_addresses() {
