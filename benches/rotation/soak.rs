@@ -1,7 +1,7 @@
 //! The soak (issue 6, item 3): the release provider under steady rotation
 //! for many minutes, sampled every [`SAMPLE_EVERY`], to show that nothing
 //! it holds grows with the number of mounts served: resident memory, open
-//! file descriptors, threads, and cached leases.
+//! file descriptors, threads, tokio tasks, and cached leases.
 //!
 //! Load: the benchmark's node (N Deployment pods of one service account and
 //! M pods of their own), each pod remounting once per compressed poll, with
@@ -11,9 +11,8 @@
 //! by new pods (new names and UIDs) of the same workloads, so per-pod state
 //! that were never dropped would accumulate.
 //!
-//! Tokio tasks: the provider exports no task count, so its thread count
-//! (`Threads` in `/proc/<pid>/status`) stands in, next to the
-//! `vault_csi_leases_held` gauge (each cached lease owns a renewal task).
+//! Tokio tasks come from the provider's `vault_csi_runtime_tasks` gauge,
+//! read between windows (when no mount is in flight).
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +45,8 @@ struct Reading {
     fds: u64,
     /// `Threads` in `/proc/<pid>/status`.
     threads: u64,
+    /// `vault_csi_runtime_tasks`.
+    tasks: u64,
     /// `vault_csi_leases_held`.
     leases: u64,
     /// Mounts answered OK so far (`vault_csi_mounts_total{code="OK"}`).
@@ -95,11 +96,12 @@ pub async fn run(config: &Config, duration: Duration) -> Result<String, String> 
         generation += 1;
         let reading = read(&provider, started, samples.errors).await?;
         crate::progress!(
-            "  {:>5.0}s  rss {} KiB  fds {}  threads {}  leases {}  mounts {}  failed {}",
+            "  {:>5.0}s  rss {} KiB  fds {}  threads {}  tasks {}  leases {}  mounts {}  failed {}",
             reading.at.as_secs_f64(),
             reading.rss_kib,
             reading.fds,
             reading.threads,
+            reading.tasks,
             reading.leases,
             reading.mounts_ok,
             reading.failed
@@ -141,6 +143,7 @@ async fn read(
         fds,
         threads: field("Threads:")?,
         // Counts, read as floats from the text (an empty sum is -0.0).
+        tasks: metric(&metrics, "vault_csi_runtime_tasks", "").max(0.0) as u64,
         leases: metric(&metrics, "vault_csi_leases_held", "").max(0.0) as u64,
         mounts_ok: metric(&metrics, "vault_csi_mounts_total", "code=\"OK\"").max(0.0) as u64,
         failed,
@@ -199,6 +202,7 @@ fn trends(readings: &[Reading]) -> Vec<Trend> {
         },
         count("open fds, max", |r| r.fds),
         count("threads, max", |r| r.threads),
+        count("tokio tasks, max", |r| r.tasks),
         count("leases held, max", |r| r.leases),
     ]
 }
@@ -226,15 +230,16 @@ fn render(
             .map(|e| format!(" (first: {e})"))
             .unwrap_or_default()
     );
-    out += "| t (s) | RSS (KiB) | fds | threads | leases held | mounts OK (total) | failed |\n";
-    out += "|---:|---:|---:|---:|---:|---:|---:|\n";
+    out += "| t (s) | RSS (KiB) | fds | threads | tokio tasks | leases held | mounts OK (total) | failed |\n";
+    out += "|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for r in readings {
         out += &format!(
-            "| {:.0} | {} | {} | {} | {} | {} | {} |\n",
+            "| {:.0} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.at.as_secs_f64(),
             r.rss_kib,
             r.fds,
             r.threads,
+            r.tasks,
             r.leases,
             r.mounts_ok,
             r.failed

@@ -88,6 +88,8 @@ struct Inner {
     vault_requests_in_flight: Gauge,
     /// `vault_csi_vault_requests_waiting`.
     vault_requests_waiting: Gauge,
+    /// `vault_csi_runtime_tasks`, read from the runtime at each scrape.
+    runtime_tasks: Gauge,
 }
 
 /// A mount-duration histogram.
@@ -122,6 +124,7 @@ impl Metrics {
         let mounts_in_flight = Gauge::default();
         let vault_requests_in_flight = Gauge::default();
         let vault_requests_waiting = Gauge::default();
+        let runtime_tasks = Gauge::default();
         // The cache set is closed and small: creating its series up front
         // lets `rate()` and hit ratios work before the first event.
         for cache in CacheKind::ALL {
@@ -216,6 +219,11 @@ impl Metrics {
             "HTTP requests to Vault waiting for a slot under --vault-max-concurrent-requests",
             vault_requests_waiting.clone(),
         );
+        registry.register(
+            "runtime_tasks",
+            "Tokio tasks alive in the provider (a count that keeps growing is a leak)",
+            runtime_tasks.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -235,12 +243,19 @@ impl Metrics {
                 mounts_in_flight,
                 vault_requests_in_flight,
                 vault_requests_waiting,
+                runtime_tasks,
             }),
         }
     }
 
     /// Every metric in OpenMetrics text, ending with `# EOF`.
     pub fn encode(&self) -> String {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = runtime.metrics().num_alive_tasks();
+            self.inner
+                .runtime_tasks
+                .set(i64::try_from(tasks).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         // Writing to a String cannot fail and no label value's encoder
         // returns an error, so this is only a guard against a library change.

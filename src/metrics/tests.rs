@@ -68,6 +68,7 @@ fn every_family_is_declared_once() {
         ("vault_csi_mounts_in_flight", "gauge"),
         ("vault_csi_vault_requests_in_flight", "gauge"),
         ("vault_csi_vault_requests_waiting", "gauge"),
+        ("vault_csi_runtime_tasks", "gauge"),
     ] {
         let declaration = format!("# TYPE {name} {kind}\n");
         assert_eq!(text.matches(&declaration).count(), 1, "{name}:\n{text}");
@@ -235,4 +236,25 @@ fn in_flight_gauges_follow_timers_and_guards() {
     assert_eq!(gauge("vault_csi_mounts_in_flight"), Some(0.0));
     assert_eq!(gauge("vault_csi_vault_requests_in_flight"), Some(0.0));
     assert_eq!(gauge("vault_csi_vault_requests_waiting"), Some(0.0));
+}
+
+#[tokio::test]
+async fn runtime_tasks_count_the_tasks_alive_at_the_scrape() {
+    let metrics = Metrics::new();
+    let value = |text: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("vault_csi_runtime_tasks "))
+            .expect("the series")
+            .parse()
+            .unwrap()
+    };
+    let before = value(&metrics.encode());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = stopped.await;
+    });
+    assert_eq!(value(&metrics.encode()), before + 1);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(value(&metrics.encode()), before);
 }
