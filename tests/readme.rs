@@ -117,16 +117,14 @@ fn runtime_text(source: &str) -> String {
             continue;
         }
         if trimmed == "#[cfg(test)]" {
-            // Skip the item: up to its closing brace, or a `;` before any.
+            // Skip the item (attributes included): up to the line where its
+            // braces balance again, or its `;` when it has no body.
             let mut depth = 0i32;
             for item_line in lines.by_ref() {
                 depth += item_line.matches('{').count() as i32;
                 depth -= item_line.matches('}').count() as i32;
-                let opened = item_line.contains('{');
-                if depth <= 0 && (opened || item_line.trim_end().ends_with(';')) {
-                    break;
-                }
-                if depth <= 0 && item_line.trim_end().ends_with('}') {
+                let end = item_line.trim_end();
+                if depth <= 0 && (item_line.contains('{') || end.ends_with([';', '}'])) {
                     break;
                 }
             }
