@@ -115,13 +115,18 @@ fn bad_parameters_are_invalid_argument_before_any_vault_request() {
             ),
         ];
         for (builder, fragment) in cases {
-            expect_error(
+            let message = expect_error(
                 &provider,
                 builder.pod(&pod, &env.signer, "vault"),
                 Code::InvalidArgument,
                 &[fragment],
             )
             .await;
+            // The pod's event names the class to fix.
+            assert!(
+                message.starts_with(&format!("SecretProviderClass {}/test-spc: ", pod.namespace)),
+                "{message}"
+            );
         }
         let mut bad = MountBuilder::new(closed, "r", &kv("s/x", "k"))
             .pod(&pod, &env.signer, "vault")

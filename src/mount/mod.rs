@@ -142,7 +142,14 @@ impl Mounter {
 
     /// Parses a mount request into its typed configuration.
     pub fn parse(&self, request: &MountRequest) -> Result<MountConfig, MountError> {
-        spc::parse_with(request, &self.defaults, &self.objects).map_err(MountError::from_spc)
+        spc::parse_with(request, &self.defaults, &self.objects).map_err(|e| {
+            // Name the class, so the pod's event says which one to fix.
+            let e = match spc::requested_spc(request) {
+                Some(spc) => e.in_spc(&spc),
+                None => e,
+            };
+            MountError::from_spc(e)
+        })
     }
 
     /// Fetches and renders everything `cfg` names.

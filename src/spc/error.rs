@@ -28,6 +28,18 @@ impl SpcError {
         }
     }
 
+    /// The same error, its message led by `SecretProviderClass <spc>: `
+    /// unless it names one already, so a pod's event says which class.
+    pub fn in_spc(self, spc: &str) -> Self {
+        if self.message.starts_with("SecretProviderClass ") {
+            return self;
+        }
+        Self {
+            message: bounded(format!("SecretProviderClass {spc}: {}", self.message)),
+            ..self
+        }
+    }
+
     /// A missing credential, such as no service-account token for the audience.
     pub fn missing_credential(message: impl Into<String>) -> Self {
         Self {

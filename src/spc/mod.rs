@@ -217,6 +217,32 @@ pub fn parse(request: &MountRequest, defaults: &Defaults) -> Result<MountConfig,
     parse_with(request, defaults, &ObjectsCache::new(0))
 }
 
+/// `<namespace>/<name>` of the SecretProviderClass the attributes name.
+fn spc_name(attributes: &HashMap<String, String>) -> String {
+    let get = |key: &str| {
+        attributes
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    match (
+        get("secretProviderClass"),
+        get("csi.storage.k8s.io/pod.namespace"),
+    ) {
+        (Some(name), Some(ns)) => format!("{ns}/{name}"),
+        (Some(name), None) => name.to_string(),
+        (None, _) => "(unnamed)".to_string(),
+    }
+}
+
+/// The SecretProviderClass a request names, for messages about it; `None`
+/// when the attributes are not a JSON object of strings.
+pub fn requested_spc(request: &MountRequest) -> Option<String> {
+    parse_string_map(&request.attributes, "attributes")
+        .ok()
+        .map(|attributes| spc_name(&attributes))
+}
+
 /// [`parse`], taking the `objects` list from `cache` when the same text was
 /// parsed before (the server's path: rotation repeats the same text).
 pub fn parse_with(
@@ -234,14 +260,7 @@ pub fn parse_with(
             .filter(|v| !v.is_empty())
     };
 
-    let spc = match (
-        get("secretProviderClass"),
-        get("csi.storage.k8s.io/pod.namespace"),
-    ) {
-        (Some(name), Some(ns)) => format!("{ns}/{name}"),
-        (Some(name), None) => name.to_string(),
-        (None, _) => "(unnamed)".to_string(),
-    };
+    let spc = spc_name(&attributes);
     let pod = PodInfo::from_attributes(&attributes);
 
     let method = match get("vaultAuthMethod")
