@@ -137,6 +137,12 @@ struct LeaseSlot {
 
 /// Most pods whose last mount a slot remembers; past it, it starts over.
 const MAX_PODS: usize = 4096;
+/// A pod not seen for this many poll intervals is gone (replaced, a
+/// finished Job): its entry is dropped, so churn does not pile them up.
+const FORGET_AFTER_INTERVALS: u32 = 4;
+/// How often a slot looks for pods to forget; also the least time a pod is
+/// remembered.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// When a slot was mounted.  The poll interval must be measured per pod:
 /// replicas of one identity mount in turn, so the gap between any two
@@ -151,6 +157,8 @@ struct Seen {
     /// The latest gap a pod left between two of its own mounts, for pods
     /// not seen before.
     interval: Option<Duration>,
+    /// When pods not seen for long were last dropped.
+    pruned: Option<Instant>,
 }
 
 impl Seen {
@@ -161,12 +169,34 @@ impl Seen {
         if let Some(own) = self.pods.get(pod).map(|last| now - *last) {
             self.interval = Some(own);
         }
+        self.forget_gone_pods(now);
         if self.pods.len() >= MAX_PODS {
             self.pods.clear();
         }
         self.pods.insert(pod.to_string(), now);
         self.last = Some(now);
         (since_any, self.interval)
+    }
+
+    /// Drops pods not seen for [`FORGET_AFTER_INTERVALS`] poll intervals
+    /// (at least [`PRUNE_EVERY`]), at most once per [`PRUNE_EVERY`].
+    fn forget_gone_pods(&mut self, now: Instant) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        if self
+            .pruned
+            .is_some_and(|at| now.saturating_duration_since(at) < PRUNE_EVERY)
+        {
+            return;
+        }
+        self.pruned = Some(now);
+        let keep = (interval * FORGET_AFTER_INTERVALS).max(PRUNE_EVERY);
+        self.pods
+            .retain(|_, last| now.saturating_duration_since(*last) <= keep);
+        if self.pods.capacity() > 4 * self.pods.len().max(16) {
+            self.pods.shrink_to_fit();
+        }
     }
 }
 
@@ -457,6 +487,24 @@ mod tests {
         // the new one reused.
         let outcomes = poll(&cache, &token, 5, 5, || lease("l1", 30, true)).await;
         assert_eq!(outcomes, [Reused, Reused, Reused, Reissued, Reused]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pods_that_stopped_mounting_are_forgotten() {
+        let mut seen = Seen::default();
+        let start = Instant::now();
+        // One pod polls every second; a thousand short-lived pods (a Job
+        // every second) each mount once.
+        for i in 0..1000u64 {
+            let now = start + Duration::from_secs(i);
+            seen.record("steady", now);
+            seen.record(&format!("job-{i}"), now);
+        }
+        // Kept: the steady pod and the jobs of the last minute at most (30 s
+        // kept at a prune, plus those since), not a thousand.
+        assert!(seen.pods.len() <= 62, "{} pods remembered", seen.pods.len());
+        assert!(seen.pods.contains_key("steady"));
+        assert_eq!(seen.interval, Some(Duration::from_secs(1)));
     }
 
     #[tokio::test(start_paused = true)]
