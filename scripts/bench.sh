@@ -17,22 +17,8 @@ cd "$(dirname "$0")/.."
 ./scripts/install-postgres.sh
 export BAO_BIN="$PWD/.venv/bin/bao"
 
-# One release build of the provider and the benchmark (`cargo bench` would
-# build everything again under the bench profile); the benchmark measures
-# target/release/vault-csi.
-bench=$(cargo build --locked --release --bin vault-csi --bench rotation \
-    --message-format=json-render-diagnostics |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rotation" and m.get("executable"):
-        print(m["executable"])
-')
-if [ -z "$bench" ]; then
-    echo "bench.sh: cargo built no rotation benchmark executable" >&2
-    exit 1
-fi
+# The benchmark measures target/release/vault-csi, built next to it.
+bench=$(./scripts/build-rotation-bench.sh)
 export VAULT_CSI_BIN="$PWD/target/release/vault-csi"
 mkdir -p target/bench
 export BENCH_REPORT="$PWD/target/bench/rotation.md"

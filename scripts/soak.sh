@@ -2,7 +2,7 @@
 # The soak (issue 6, item 3; benches/rotation/soak.rs): the release provider
 # under steady rotation against real OpenBao and PostgreSQL for [minutes]
 # (default 10; decimals allowed), sampling its RSS, open file descriptors,
-# threads and cached leases every 10 s, then a verdict comparing the last
+# threads, tokio tasks and cached leases every 10 s, then a verdict comparing the last
 # third of the run with the first.  Stops by itself (at the latest 3 minutes
 # after the duration); not part of CI.
 #
@@ -15,19 +15,7 @@ minutes="${1:-10}"
 ./scripts/install-postgres.sh
 export BAO_BIN="$PWD/.venv/bin/bao"
 
-bench=$(cargo build --locked --release --bin vault-csi --bench rotation \
-    --message-format=json-render-diagnostics |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rotation" and m.get("executable"):
-        print(m["executable"])
-')
-if [ -z "$bench" ]; then
-    echo "soak.sh: cargo built no rotation benchmark executable" >&2
-    exit 1
-fi
+bench=$(./scripts/build-rotation-bench.sh)
 export VAULT_CSI_BIN="$PWD/target/release/vault-csi"
 export BENCH_SOAK_MINUTES="$minutes"
 mkdir -p target/bench

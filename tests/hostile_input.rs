@@ -6,7 +6,7 @@
 //! functions the fuzz targets use (`vault_csi::fuzzing`).
 //!
 //! Adding a field to `objects` (such as `template`): give it a value
-//! strategy in `strategies::field_value` and its name in `OBJECT_FIELDS`.
+//! strategy in `strategies::field_value` (the field names come from the parser).
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -22,35 +22,9 @@ mod strategies {
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
-    /// The `objects` fields the parser knows.
-    pub const OBJECT_FIELDS: &[&str] = &[
-        "objectName",
-        "secretPath",
-        "secretKey",
-        "secretArgs",
-        "method",
-        "encoding",
-        "filePermission",
-        "cache",
-        "template",
-    ];
-
-    /// Attribute keys the parser reads.
-    pub const ATTRIBUTE_KEYS: &[&str] = &[
-        "roleName",
-        "objects",
-        "vaultAddress",
-        "vaultNamespace",
-        "vaultAuthMethod",
-        "vaultAuthMountPath",
-        "vaultKubernetesMountPath",
-        "audience",
-        "vaultCACertPath",
-        "vaultSkipTLSVerify",
-        "vaultTLSServerName",
-        "cacheTTL",
-        "dynamicSecretReuse",
-        "staleIfError",
+    /// Attribute keys the driver and kubelet add next to the parameters
+    /// (the parameters themselves come from the parser: [`attribute_keys`]).
+    const REQUEST_ATTRIBUTES: &[&str] = &[
         "secretProviderClass",
         "csi.storage.k8s.io/pod.name",
         "csi.storage.k8s.io/pod.namespace",
@@ -58,6 +32,16 @@ mod strategies {
         "csi.storage.k8s.io/serviceAccount.name",
         "csi.storage.k8s.io/serviceAccount.tokens",
     ];
+
+    /// Every attribute key the parser reads: its parameters, then the
+    /// driver's and kubelet's.
+    pub fn attribute_keys() -> Vec<&'static str> {
+        vault_csi::spc::PARAMETERS
+            .iter()
+            .chain(REQUEST_ATTRIBUTES)
+            .copied()
+            .collect()
+    }
 
     /// Strings a parser is likely to treat specially.
     const INTERESTING: &[&str] = &[
@@ -157,7 +141,8 @@ mod strategies {
     /// One entry of `objects`: known fields with plausible or wrong
     /// values, and sometimes unknown keys.
     pub fn raw_object() -> impl Strategy<Value = Value> {
-        let known = prop::sample::select(OBJECT_FIELDS)
+        // The parser's own field list, so a new field is generated at once.
+        let known = prop::sample::select(vault_csi::spc::object_fields())
             .prop_flat_map(|field| (Just(field.to_string()), field_value(field)));
         let unknown = (text(), json_value());
         prop::collection::vec(prop_oneof![4 => known, 1 => unknown], 0..10)
@@ -261,7 +246,7 @@ proptest! {
         entries in prop::collection::vec(
             (
                 prop_oneof![
-                    4 => prop::sample::select(strategies::ATTRIBUTE_KEYS).prop_map(String::from),
+                    4 => prop::sample::select(strategies::attribute_keys()).prop_map(String::from),
                     1 => strategies::text(),
                 ],
                 prop_oneof![
